@@ -1,0 +1,322 @@
+"""genlab's command line: list | train | sample | eval.
+
+Exit status: 0 success, 1 data or run-time error, 2 usage or configuration error, 130 stopped
+by Ctrl-C (after saving a checkpoint). Errors print one line; --debug shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import torch
+
+from genlab import __version__
+from genlab.errors import GenlabError, UsageError
+
+EPILOG_TRAIN = """examples:
+  genlab train vae --data digits --out runs/vae-digits --steps 2000
+  genlab train vae --data mnist-sample --out runs/demo --preset demo
+  genlab train mlp --data table.csv --out runs/mlp --set data.target=price \\
+      --set model.hidden=[64,64]
+  genlab train cnn --data path/to/mnist --out runs/lenet --epochs 5 --set train.lr=2e-3
+  genlab train vae --out runs/demo --resume --steps 3000      # continue up to 3000 steps
+  torchrun --nproc_per_node=2 -m genlab train vae --data digits --out runs/ddp
+"""
+
+EPILOG_SAMPLE = """examples:
+  genlab sample runs/demo -n 64 --out samples.png --seed 1
+  genlab sample runs/demo -n 8 --interpolate 10 --out interpolation.png
+  genlab sample runs/demo -n 16 --reconstruct --out reconstructions.png
+  genlab sample runs/demo -n 1000 --out samples.npy          # the raw array, (N, C, H, W)
+"""
+
+EPILOG_EVAL = """examples:
+  genlab eval runs/demo                        # test split of the data the run was trained on
+  genlab eval runs/demo --iw-samples 1000 --json nll.json
+  genlab eval runs/demo --data other-digits/ --anomaly-scores --json scores.json
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="genlab",
+        description="Train, sample and evaluate generative neural networks with one loop.",
+    )
+    p.add_argument("--version", action="version", version=f"genlab {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+
+    sub.add_parser("list", help="families, presets and built-in datasets")
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    t = sub.add_parser(
+        "train",
+        help="train a family into a run directory",
+        epilog=EPILOG_TRAIN,
+        formatter_class=fmt,
+    )
+    t.add_argument("family", help="model family (see 'genlab list')")
+    t.add_argument(
+        "--data",
+        help="built-in name (digits, mnist-sample) or a path to IDX files, "
+        "an image folder or a CSV file; defaults to the run's data with --resume",
+    )
+    t.add_argument("--out", required=True, help="run directory to create (or resume)")
+    t.add_argument("--preset", help="named configuration of the family (see 'genlab list')")
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. train.lr=3e-4 or model.channels=[32,64]; repeatable",
+    )
+    n = t.add_mutually_exclusive_group()
+    n.add_argument("--steps", type=int, help="total optimizer steps of the run")
+    n.add_argument("--epochs", type=float, help="train for this many passes over the data")
+    t.add_argument("--seed", type=int, help="training seed (default 0)")
+    t.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    t.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its latest checkpoint"
+    )
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the full configuration (after preset and --set) and exit",
+    )
+
+    s = sub.add_parser(
+        "sample", help="generate from a trained run", epilog=EPILOG_SAMPLE, formatter_class=fmt
+    )
+    s.add_argument("run_dir", help="run directory written by 'genlab train'")
+    s.add_argument(
+        "-n",
+        type=int,
+        default=64,
+        help="number of samples (rows with --interpolate; pairs with --reconstruct)",
+    )
+    s.add_argument(
+        "--out",
+        help="output file: .png grid or .npy array (default RUN_DIR/samples/sample-seedS.png)",
+    )
+    s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    s.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="scale of the latent noise (families with a latent prior)",
+    )
+    s.add_argument(
+        "--interpolate",
+        type=int,
+        metavar="STEPS",
+        help="write -n latent interpolations of STEPS images between random points",
+    )
+    s.add_argument(
+        "--reconstruct",
+        action="store_true",
+        help="write -n test images (odd rows) above their reconstructions (even rows)",
+    )
+    s.add_argument("--data", help="data for --reconstruct (default: the run's own)")
+    _checkpoint_args(s)
+
+    e = sub.add_parser(
+        "eval",
+        help="metrics of a trained run on held-out data",
+        epilog=EPILOG_EVAL,
+        formatter_class=fmt,
+    )
+    e.add_argument("run_dir", help="run directory written by 'genlab train'")
+    e.add_argument("--data", help="data to evaluate on (default: the run's own data)")
+    e.add_argument("--split", default="test", choices=["test", "val", "train"])
+    e.add_argument("--json", help="write the metrics here (default RUN_DIR/eval-SPLIT.json)")
+    e.add_argument(
+        "--iw-samples",
+        type=int,
+        help="importance samples for likelihood estimates (VAE; default from config)",
+    )
+    e.add_argument(
+        "--anomaly-scores",
+        action="store_true",
+        help="include per-example anomaly scores (negative ELBO) in the JSON",
+    )
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--seed", type=int, default=0, help="seed of evaluation randomness")
+    _checkpoint_args(e)
+    return p
+
+
+def _checkpoint_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--which",
+        default="best",
+        choices=["best", "latest"],
+        help="checkpoint to use: best validation loss (default) or latest",
+    )
+    p.add_argument("--no-ema", action="store_true", help="use raw weights even if EMA was kept")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    from genlab.data import BUILTINS
+    from genlab.registry import FAMILIES
+
+    print("families:")
+    for name, (cls, presets) in FAMILIES.items():
+        kind = "discriminative" if cls.discriminative else "generative"
+        extra = f" (presets: {', '.join(presets)})" if presets else ""
+        print(f"  {name:<10} {kind:<15} {cls.description}{extra}")
+    print("built-in datasets:")
+    for name, desc in BUILTINS.items():
+        print(f"  {name:<13} {desc}")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from genlab.config import apply_overrides, dumps
+    from genlab.registry import default_config
+    from genlab.run import train
+
+    if a.print_config:
+        print(dumps(apply_overrides(default_config(a.family, a.preset), a.overrides)))
+        return 0
+    if not a.data and not a.resume:
+        raise UsageError("train needs --data (a built-in name or a path); see 'genlab list'")
+    run = train(
+        a.family,
+        a.data or "",
+        a.out,
+        preset=a.preset,
+        overrides=a.overrides,
+        steps=a.steps,
+        epochs=a.epochs,
+        seed=a.seed,
+        device=a.device,
+        resume=a.resume,
+        quiet=a.quiet,
+    )
+    _print_summary(Path(run))
+    return 0
+
+
+def _print_summary(run: Path) -> None:
+    if not (run / "metrics.jsonl").exists():
+        return
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    val = [r for r in rows if r["split"] == "val"]
+    if val:
+        best = min(val, key=lambda r: r["loss"])
+        print(
+            f"trained {run}: step {rows[-1]['step']}, validation loss {val[-1]['loss']:.4f} "
+            f"(best {best['loss']:.4f} at step {best['step']})"
+        )
+    print(f"next: genlab sample {run} --out samples.png   |   genlab eval {run}")
+
+
+def cmd_sample(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from genlab.io.images import save_grid
+    from genlab.run import load, load_data, read_run
+    from genlab.sampling import interpolate
+
+    model = load(a.run_dir, which=a.which, ema=not a.no_ema, device=a.device)
+    if a.n < 1:
+        raise UsageError(f"-n must be at least 1; got {a.n}")
+    g = torch.Generator(device=a.device).manual_seed(a.seed)
+    nrow = None
+    with torch.no_grad():
+        if a.interpolate is not None:
+            images, nrow = interpolate(model, a.n, a.interpolate, generator=g), a.interpolate
+            default = f"interpolation-seed{a.seed}.png"
+        elif a.reconstruct:
+            if not hasattr(model, "reconstruct"):
+                raise UsageError(f"'{model.family}' cannot reconstruct its input")
+            _, cfg, info = read_run(a.run_dir)
+            data = load_data(cfg, a.data or info.source)
+            split = data.splits["test"]
+            idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(a.seed))
+            x = data.batch("test", idx[: a.n])["x"].to(a.device)
+            recon = model.reconstruct(x)
+            nrow = min(a.n, 8)
+            pairs = [
+                t for i in range(0, len(x), nrow) for t in (x[i : i + nrow], recon[i : i + nrow])
+            ]
+            images = torch.cat(pairs)
+            default = f"reconstruction-seed{a.seed}.png"
+        else:
+            images = model.sample(a.n, generator=g, temperature=a.temperature)
+            default = f"sample-seed{a.seed}.png"
+    out = Path(a.out) if a.out else Path(a.run_dir) / "samples" / default
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        np.save(out, images.cpu().numpy())
+    elif out.suffix == ".png":
+        save_grid(images, out, nrow=nrow)
+    else:
+        raise UsageError(f"--out must end in .png or .npy; got {out.name}")
+    print(f"wrote {out} ({len(images)} images from {model.checkpoint})")
+    return 0
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    from genlab.metrics.evaluate import evaluate
+    from genlab.run import load, load_data, read_run
+
+    model = load(a.run_dir, which=a.which, ema=not a.no_ema, device=a.device)
+    _, cfg, info = read_run(a.run_dir)
+    if a.iw_samples is not None and a.iw_samples < 1:
+        raise UsageError(f"--iw-samples must be at least 1; got {a.iw_samples}")
+    data = load_data(cfg, a.data or info.source)
+    metrics = evaluate(
+        model,
+        data,
+        a.split,
+        batch_size=a.batch_size,
+        seed=a.seed,
+        iw_samples=a.iw_samples,
+        anomaly_scores=a.anomaly_scores,
+        progress=sys.stderr.isatty(),
+    )
+    metrics = {
+        "run": str(a.run_dir),
+        "checkpoint": model.checkpoint,
+        "data": data.info.source,
+        **metrics,
+    }
+    for k, v in metrics.items():
+        if k == "anomaly_scores":
+            s = torch.tensor(v)
+            print(f"{k}: {len(v)} scores (median {s.median():.2f}, max {s.max():.2f}) in the JSON")
+        else:
+            print(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}")
+    out = Path(a.json) if a.json else Path(a.run_dir) / f"eval-{a.split}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    verbs = {"list": cmd_list, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}
+    try:
+        return verbs[args.verb](args)
+    except GenlabError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"genlab {args.verb}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"genlab {args.verb}: interrupted", file=sys.stderr)
+        return 130

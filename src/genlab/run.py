@@ -1,0 +1,157 @@
+"""The Python API behind the command line: `train` a family into a run directory, `load` it back."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab import __version__
+from genlab.config import apply_overrides, from_dict, to_dict
+from genlab.data import DataInfo, Dataset, load_dataset
+from genlab.errors import UsageError
+from genlab.io.checkpoint import checkpoint_dir, load_tensors, read_json, write_json_atomic
+from genlab.io.images import save_grid
+from genlab.models.base import GenerativeModel
+from genlab.registry import default_config, get_family, run_config_class
+from genlab.train.loop import Trainer
+
+
+def load_data(run_cfg: Any, spec: str) -> Dataset:
+    """The dataset named by `spec` (built-in name or path), split as the run config says."""
+    d = run_cfg.data
+    return load_dataset(
+        spec,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        target=d.target,
+        task=d.task,
+        seed=d.seed,
+    )
+
+
+def build_model(family: str, model_cfg: Any, info: DataInfo) -> GenerativeModel:
+    """A fresh model of `family` for data described by `info`."""
+    cls, _ = get_family(family)
+    return cls(model_cfg, info)
+
+
+def read_run(run_dir: str | Path) -> tuple[str, Any, DataInfo]:
+    """Family, run config and data description stored in a run directory's config.json."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"no run directory at {run_dir}; train one with 'genlab train'")
+    meta = read_json(run_dir / "config.json", "run config")
+    family = meta.get("family", "")
+    cfg = from_dict(run_config_class(family), meta["config"])
+    return family, cfg, DataInfo(**meta["data"])
+
+
+def train(
+    family: str,
+    data: str,
+    out: str | Path,
+    *,
+    preset: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    steps: int | None = None,
+    epochs: float | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+) -> Path:
+    """Train `family` on `data` into run directory `out`; returns the run directory.
+
+    `overrides` are `key.path=value` strings as for `--set`. With `resume`, the run continues
+    from its latest checkpoint up to `steps` total optimizer steps.
+    """
+    out = Path(out)
+    extra = list(overrides)
+    if steps is not None:
+        extra.append(f"train.steps={steps}")
+    if epochs is not None:
+        extra.append(f"train.epochs={epochs}")
+    if seed is not None:
+        extra.append(f"train.seed={seed}")
+    if device is not None:
+        extra.append(f"train.device={device}")
+
+    if resume:
+        saved_family, saved_cfg, saved_info = read_run(out)
+        if family and family != saved_family:
+            raise UsageError(f"--resume: {out} holds a '{saved_family}' run, not '{family}'")
+        family = saved_family
+        cfg = apply_overrides(saved_cfg, extra)
+        for group in ("model", "data"):
+            if getattr(cfg, group) != getattr(saved_cfg, group):
+                raise UsageError(f"--resume cannot change {group}.* settings; start a new run")
+        dataset = load_data(cfg, data or saved_info.source)
+        if dataset.info.fingerprint != saved_info.fingerprint:
+            raise UsageError(
+                f"--resume: the data differs from what {out} was trained on "
+                f"(fingerprint {dataset.info.fingerprint[:12]} vs {saved_info.fingerprint[:12]})"
+            )
+    else:
+        if (out / "config.json").exists() or (out / "checkpoints").exists():
+            raise UsageError(
+                f"{out} already holds a run; add --resume to continue it or choose another --out"
+            )
+        cfg = apply_overrides(default_config(family, preset), extra)
+        dataset = load_data(cfg, data)
+    if steps is not None:  # --steps wins over a configured epoch count
+        cfg.train.epochs = 0.0
+
+    tc = cfg.train
+    total = tc.steps
+    if tc.epochs > 0:
+        total = math.ceil(tc.epochs * len(dataset.splits["train"]) / tc.batch_size)
+    torch.manual_seed(tc.seed)
+    model = build_model(family, cfg.model, dataset.info)
+    trainer = Trainer(model, dataset, tc, out, total_steps=total, quiet=quiet)
+    if trainer.dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "samples").mkdir(exist_ok=True)
+        meta = {
+            "family": family,
+            "genlab_version": __version__,
+            "config": to_dict(cfg),
+            "data": dataclasses.asdict(dataset.info),
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
+        write_json_atomic(out / "config.json", meta)
+    trainer.dist.barrier()
+    if resume:
+        trainer.resume()
+    state = trainer.fit()
+    if trainer.dist.main and not model.discriminative and dataset.info.kind == "image":
+        with torch.no_grad():
+            g = torch.Generator(device=trainer.device).manual_seed(tc.seed)
+            images = trainer.eval_model.eval().sample(64, generator=g)
+        save_grid(images, out / "samples" / f"step-{state.step:07d}.png")
+    return out
+
+
+def load(
+    run_dir: str | Path, *, which: str = "best", ema: bool = True, device: str = "cpu"
+) -> GenerativeModel:
+    """Rebuild a trained model from its run directory alone, in eval mode.
+
+    `which`: "best" (lowest validation loss; falls back to "latest") or "latest".
+    `ema`: use the exponential-moving-average weights when the run kept them.
+    """
+    if which not in ("best", "latest"):
+        raise UsageError(f"which must be 'best' or 'latest'; got {which!r}")
+    family, cfg, info = read_run(run_dir)
+    ckpt = checkpoint_dir(Path(run_dir), which) or checkpoint_dir(Path(run_dir), "latest")
+    if ckpt is None:
+        raise UsageError(f"{run_dir} holds no checkpoint yet; train it first")
+    model = build_model(family, cfg.model, info)
+    ema_file = ckpt / "ema.safetensors"
+    weights = ema_file if ema and ema_file.exists() else ckpt / "model.safetensors"
+    model.load_state_dict(load_tensors(weights))
+    model.checkpoint = ckpt.name
+    return model.to(device).eval()
