@@ -29,6 +29,7 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return cfg.lr
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+    # the last step is total_steps - 1: it, not the step after the run, gets the floor
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - 1 - cfg.warmup_steps))
     floor = cfg.min_lr_ratio
     return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))

@@ -1,0 +1,354 @@
+"""The training loop and what it writes: failures, early stopping, atomic checkpoints, the
+learning-rate schedule, optimizers, metrics.jsonl, resume guards, EMA, seeds and epochs.
+
+Every run is a tiny seeded mlp on the built-in 8x8 digits (conftest.tiny_overrides)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import genlab
+import genlab.io.checkpoint
+from conftest import tiny_overrides
+from genlab.config import apply_overrides
+from genlab.data import load_dataset
+from genlab.errors import RunError, UsageError
+from genlab.models.mlp import MLP
+from genlab.registry import TrainConfig, default_config
+from genlab.run import build_model
+from genlab.train.loop import Trainer
+from genlab.train.optim import build_optimizer, lr_at
+
+
+def train(run: Path, steps: int | None, *extra: str, **kw) -> Path:
+    """A tiny mlp run on digits; `extra` settings are applied after the tiny ones."""
+    return genlab.train(
+        "mlp", "digits", run, steps=steps, overrides=tiny_overrides("mlp", *extra), quiet=True, **kw
+    )
+
+
+def rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def linked(run: Path, which: str = "latest") -> str:
+    """The checkpoint folder a link of the run points at."""
+    return os.readlink(run / "checkpoints" / which)
+
+
+def weights(run: Path, which: str = "latest", name: str = "model.safetensors") -> dict:
+    return load_file(str(run / "checkpoints" / which / name))
+
+
+def model_bytes(run: Path) -> bytes:
+    return (run / "checkpoints" / "latest" / "model.safetensors").read_bytes()
+
+
+def snapshot(run: Path) -> dict[str, bytes | str]:
+    """Every file's bytes and every link's target in a run directory."""
+    out: dict[str, bytes | str] = {}
+    for dirpath, dirnames, filenames in os.walk(run):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            key = p.relative_to(run).as_posix()
+            if p.is_symlink():
+                out[key] = os.readlink(p)
+            elif p.is_file():
+                out[key] = p.read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+# 1. non-finite loss ------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [math.nan, math.inf], ids=["nan", "inf"])
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(bad, tmp_path, monkeypatch):
+    real_loss = MLP.loss
+    calls = []
+
+    def loss_breaks_from_5th_call(self, batch):
+        out = real_loss(self, batch)
+        calls.append(self.training)
+        if len(calls) >= 5:
+            out["loss"] = out["loss"] * bad  # the loss is positive: nan or +inf
+        return out
+
+    monkeypatch.setattr(MLP, "loss", loss_breaks_from_5th_call)
+    run = tmp_path / "run"
+    with pytest.raises(RunError) as err:  # no evaluation before step 8: calls are train steps
+        train(run, 8, "train.checkpoint_every=2", "train.eval_every=100")
+    monkeypatch.undo()
+
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert f"loss became {bad} at step 5:" in msg
+    assert "the last good checkpoint (step-0000004) is kept" in msg
+    assert calls == [True] * 5
+    assert sorted(os.listdir(run / "checkpoints")) == ["latest", "step-0000004"]
+    assert linked(run) == "step-0000004"
+    assert [r["step"] for r in rows(run)] == [1, 2, 3, 4]
+    model = genlab.load(run, which="latest")
+    assert model.checkpoint == "step-0000004"
+    assert all(torch.isfinite(t).all() for t in model.state_dict().values())
+
+
+# 2. early stopping -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("val_losses", "stop_step", "best_step"),
+    [([1.0, 1.1, 1.2, 1.3, 1.4], 3, 1), ([1.0, 1.2, 0.8, 0.9, 0.95, 1.0, 1.1], 5, 3)],
+    ids=["rising-after-first", "improvement-resets-patience"],
+)
+def test_early_stopping_after_patience_evaluations_without_improvement(
+    val_losses, stop_step, best_step, tmp_path, monkeypatch
+):
+    losses = iter(val_losses)
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: {"loss": next(losses)})
+    run = train(tmp_path / "run", 10, "train.patience=2", "train.eval_every=1")
+
+    records = rows(run)
+    val = [r for r in records if r["split"] == "val"]
+    assert [r["step"] for r in val] == list(range(1, stop_step + 1))
+    assert [r["loss"] for r in val] == val_losses[:stop_step]
+    assert [r["early_stop"] for r in val] == [False] * (stop_step - 1) + [True]
+    assert records[-1] == val[-1]  # nothing trained after the stop
+    assert max(r["step"] for r in records) == stop_step
+    assert linked(run, "best") == f"step-{best_step:07d}"
+    assert linked(run, "latest") == f"step-{stop_step:07d}"
+    assert genlab.load(run).checkpoint == f"step-{best_step:07d}"
+
+
+# 3. atomic checkpoints ---------------------------------------------------------------------
+def test_a_checkpoint_write_that_fails_midway_leaves_the_previous_one(tmp_path, monkeypatch):
+    real_save_file = genlab.io.checkpoint.save_file
+    written = []
+
+    def disk_full_on_second_save(tensors, filename, *args, **kwargs):
+        real_save_file(tensors, filename, *args, **kwargs)
+        written.append(filename)
+        if len(written) == 2:  # keep only the first half of the file, as a full disk would
+            size = os.path.getsize(filename)
+            os.truncate(filename, size // 2)
+            raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+    settings = ("train.checkpoint_every=2", "train.eval_every=100")
+    monkeypatch.setattr(genlab.io.checkpoint, "save_file", disk_full_on_second_save)
+    run = tmp_path / "run"
+    with pytest.raises(OSError, match="No space left"):
+        train(run, 6, *settings)  # saves at step 2, then fails while saving step 4
+    monkeypatch.undo()
+
+    assert linked(run) == "step-0000002"
+    leftovers = [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".step-")]
+    assert [p.name[: len(".step-0000004.")] for p in leftovers] == [".step-0000004."]
+    assert Path(written[1]).parent == leftovers[0]  # the half-written file is in the temp folder
+    assert genlab.load(run, which="latest").checkpoint == "step-0000002"
+    assert weights(run).keys() == {"net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"}
+
+    # the next successful save (resuming from step 2) removes the leftover; the resumed run ends
+    # bit-identical to an uninterrupted one, so the kept checkpoint was complete
+    train(run, 6, *settings, resume=True)
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+    assert linked(run) == "step-0000006"
+    assert model_bytes(run) == model_bytes(train(tmp_path / "uninterrupted", 6, *settings))
+
+
+# 4. learning-rate schedule -----------------------------------------------------------------
+def test_warmup_rises_linearly_from_lr_over_warmup_to_lr():
+    cfg = TrainConfig(lr=0.01, warmup_steps=4)
+    assert [lr_at(s, cfg, 100) for s in range(5)] == pytest.approx(
+        [0.0025, 0.005, 0.0075, 0.01, 0.01]
+    )
+
+
+def test_cosine_decays_from_lr_to_lr_times_min_lr_ratio_at_the_last_step():
+    cfg = TrainConfig(lr=0.01, warmup_steps=2, schedule="cosine", min_lr_ratio=0.1)
+    total = 11  # steps 0..10: warm-up 0..1, cosine over steps 2..10 (8 intervals)
+    lrs = [lr_at(s, cfg, total) for s in range(total)]
+    c = math.cos(math.pi / 4)
+    assert lrs[2:] == pytest.approx(
+        [
+            0.01,  # start: the peak
+            0.001 + 0.009 * (1 + math.cos(math.pi / 8)) / 2,
+            0.001 + 0.009 * (1 + c) / 2,  # a quarter
+            0.001 + 0.009 * (1 + math.cos(3 * math.pi / 8)) / 2,
+            0.0055,  # halfway: the mean of peak and floor
+            0.001 + 0.009 * (1 - math.cos(3 * math.pi / 8)) / 2,
+            0.001 + 0.009 * (1 - c) / 2,
+            0.001 + 0.009 * (1 - math.cos(math.pi / 8)) / 2,
+            0.001,  # the last step: lr * min_lr_ratio
+        ]
+    )
+    assert lr_at(total + 5, cfg, total) == pytest.approx(0.001)  # never below the floor
+
+
+def test_constant_schedule_stays_at_lr_after_warmup():
+    cfg = TrainConfig(lr=0.01, warmup_steps=2, schedule="constant")
+    assert [lr_at(s, cfg, 50) for s in range(50)] == pytest.approx([0.005] + [0.01] * 49)
+    no_warmup = TrainConfig(lr=0.01, schedule="constant")
+    assert {lr_at(s, no_warmup, 50) for s in range(50)} == {0.01}
+
+
+# 5. optimizers -----------------------------------------------------------------------------
+def tiny_mlp(digits):
+    cfg = apply_overrides(default_config("mlp"), tiny_overrides("mlp"))
+    torch.manual_seed(0)
+    return build_model("mlp", cfg.model, digits.info)
+
+
+def test_weight_decay_only_on_parameters_with_two_or_more_dims(digits):
+    model = tiny_mlp(digits)
+    model.net[2].bias.requires_grad_(False)  # frozen: in no group
+    opt = build_optimizer(model, TrainConfig(optimizer="adamw", weight_decay=0.05))
+    groups = {g["weight_decay"]: [id(p) for p in g["params"]] for g in opt.param_groups}
+    named = dict(model.named_parameters())
+    assert groups == {
+        0.05: [id(named["net.0.weight"]), id(named["net.2.weight"])],  # (32, 64) and (10, 32)
+        0.0: [id(named["net.0.bias"])],
+    }
+
+
+def test_sgd_has_momentum_and_adam_betas_come_from_the_config(digits):
+    model = tiny_mlp(digits)
+    sgd = build_optimizer(model, TrainConfig(optimizer="sgd", lr=0.1, momentum=0.7))
+    assert type(sgd) is torch.optim.SGD
+    assert [(g["lr"], g["momentum"]) for g in sgd.param_groups] == [(0.1, 0.7), (0.1, 0.7)]
+    default = build_optimizer(model, TrainConfig(optimizer="sgd"))
+    assert [g["momentum"] for g in default.param_groups] == [0.9, 0.9]
+    for name, cls in [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)]:
+        opt = build_optimizer(model, TrainConfig(optimizer=name, lr=0.02, betas=[0.8, 0.95]))
+        assert type(opt) is cls
+        assert [(g["lr"], g["betas"]) for g in opt.param_groups] == [(0.02, (0.8, 0.95))] * 2
+
+
+# 6. metrics.jsonl --------------------------------------------------------------------------
+def test_metrics_jsonl_has_train_lines_every_log_every_and_val_lines_at_eval_every(tmp_path):
+    extra = ("train.log_every=2", "train.eval_every=3", "train.warmup_steps=3")
+    run = train(tmp_path / "run", 7, *extra)
+    records = rows(run)
+    assert [(r["step"], r["split"]) for r in records] == [
+        (2, "train"),
+        (3, "val"),
+        (4, "train"),
+        (6, "train"),
+        (6, "val"),
+        (7, "train"),  # the last step is always logged and evaluated
+        (7, "val"),
+    ]
+    for split in ("train", "val"):
+        steps = [r["step"] for r in records if r["split"] == split]
+        assert steps == sorted(set(steps))  # strictly increasing
+
+    cfg = apply_overrides(default_config("mlp"), tiny_overrides("mlp", *extra)).train
+    windows = [(0, 1), (2, 3), (4, 5), (6,)]  # 0-based optimizer steps behind each train line
+    for r, window in zip([r for r in records if r["split"] == "train"], windows, strict=True):
+        assert set(r) == {"step", "split", "loss", "accuracy", "lr", "examples_per_s"}
+        assert 0 < r["loss"] < 10 and 0 <= r["accuracy"] <= 1
+        lrs = [lr_at(s, cfg, 7) for s in window]
+        assert min(lrs) - 1e-12 <= r["lr"] <= max(lrs) + 1e-12
+        assert r["examples_per_s"] > 0
+    assert records[-2]["lr"] == pytest.approx(cfg.lr * cfg.min_lr_ratio)  # step 7 alone
+    for r in records:
+        if r["split"] == "val":
+            assert set(r) == {"step", "split", "loss", "accuracy", "early_stop"}
+            assert 0 < r["loss"] < 10 and r["early_stop"] is False
+
+
+# 7. resume guards --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    return train(tmp_path_factory.mktemp("guards") / "run", 3)
+
+
+@pytest.mark.parametrize("where", ["missing", "empty"])
+def test_resume_needs_an_existing_run(where, tmp_path):
+    out = tmp_path / "nothing-here" if where == "missing" else tmp_path
+    with pytest.raises(UsageError, match="no run directory" if where == "missing" else "not found"):
+        train(out, 6, resume=True)
+
+
+def test_a_new_run_refuses_a_directory_that_holds_one_and_leaves_it_untouched(finished_run):
+    before, latest = snapshot(finished_run), model_bytes(finished_run)
+    with pytest.raises(UsageError, match="already holds a run; add --resume"):
+        train(finished_run, 6)
+    assert model_bytes(finished_run) == latest
+    assert snapshot(finished_run) == before
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("model.hidden=[16]", "cannot change model"), ("data.seed=1", "cannot change data")],
+)
+def test_resume_refuses_changed_model_or_data_settings(setting, message, finished_run):
+    before = snapshot(finished_run)
+    with pytest.raises(UsageError, match=message):
+        train(finished_run, 6, setting, resume=True)
+    assert snapshot(finished_run) == before
+
+
+# 8. EMA ------------------------------------------------------------------------------------
+def test_ema_weights_are_the_moving_average_and_load_picks_them(tmp_path):
+    extra = ("train.ema_decay=0.9", "train.schedule=constant")
+    one, two = train(tmp_path / "one", 1, *extra), train(tmp_path / "two", 2, *extra)
+    w1, e1 = weights(one), weights(one, name="ema.safetensors")
+    w2, e2 = weights(two), weights(two, name="ema.safetensors")
+    for k in w1:
+        assert torch.equal(e1[k], w1[k])  # the first update copies the weights
+        assert torch.allclose(e2[k], 0.9 * w1[k] + 0.1 * w2[k], atol=1e-7), k
+
+    with_ema = genlab.load(two, which="latest", ema=True).state_dict()
+    raw = genlab.load(two, which="latest", ema=False).state_dict()
+    assert all(torch.equal(with_ema[k], e2[k]) and torch.equal(raw[k], w2[k]) for k in w2)
+    assert any(not torch.equal(with_ema[k], raw[k]) for k in w2)
+
+
+def test_no_ema_file_without_ema(tmp_path):
+    run = train(tmp_path / "run", 2, "train.ema_decay=0")
+    assert sorted(os.listdir(run / "checkpoints" / "latest")) == [
+        "model.safetensors",
+        "optimizer.pt",
+        "trainer.json",
+    ]
+    with_ema = genlab.load(run, which="latest", ema=True).state_dict()
+    raw = genlab.load(run, which="latest", ema=False).state_dict()
+    assert all(torch.equal(with_ema[k], raw[k]) for k in raw)
+
+
+# 9. determinism ----------------------------------------------------------------------------
+def test_same_seed_gives_identical_bits_and_another_seed_other_weights(tmp_path):
+    dropout = "model.dropout=0.2"  # random draws in every step, not only at initialization
+    a = train(tmp_path / "a", 4, dropout, seed=3)
+    b = train(tmp_path / "b", 4, dropout, seed=3)
+    c = train(tmp_path / "c", 4, dropout, seed=4)
+    assert model_bytes(a) == model_bytes(b)
+
+    def curve(run):
+        return [(r["step"], r["split"], r["loss"]) for r in rows(run)]
+
+    assert curve(a) == curve(b)
+    wa, wc = weights(a), weights(c)
+    assert all(not torch.equal(wa[k], wc[k]) for k in wa)
+
+
+# 10. epochs --------------------------------------------------------------------------------
+def test_one_epoch_is_ceil_of_train_examples_over_batch_size(tmp_path):
+    n_train = len(load_dataset("digits").splits["train"])
+    assert n_train % 32 != 0  # so that ceil and floor differ
+    quiet = ("train.log_every=1000", "train.eval_every=1000", "train.checkpoint_every=1000")
+    run = train(tmp_path / "run", None, *quiet, epochs=1)
+    expected = math.ceil(n_train / 32)
+    assert [(r["step"], r["split"]) for r in rows(run)] == [
+        (expected, "train"),
+        (expected, "val"),
+    ]
+    assert linked(run) == f"step-{expected:07d}"
