@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -49,8 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"genlab {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
+    # --debug is also accepted after the verb (SUPPRESS keeps a --debug given before it)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors"
+    )
 
-    sub.add_parser("list", help="families, presets and built-in datasets")
+    sub.add_parser("list", help="families, presets and built-in datasets", parents=[common])
 
     fmt = argparse.RawDescriptionHelpFormatter
     t = sub.add_parser(
@@ -58,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         help="train a family into a run directory",
         epilog=EPILOG_TRAIN,
         formatter_class=fmt,
+        parents=[common],
     )
     t.add_argument("family", help="model family (see 'genlab list')")
     t.add_argument(
@@ -65,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         help="built-in name (digits, mnist-sample) or a path to IDX files, "
         "an image folder or a CSV file; defaults to the run's data with --resume",
     )
-    t.add_argument("--out", required=True, help="run directory to create (or resume)")
+    t.add_argument("--out", help="run directory to create (or resume); required")
     t.add_argument("--preset", help="named configuration of the family (see 'genlab list')")
     t.add_argument(
         "--set",
@@ -91,7 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     s = sub.add_parser(
-        "sample", help="generate from a trained run", epilog=EPILOG_SAMPLE, formatter_class=fmt
+        "sample",
+        help="generate from a trained run",
+        epilog=EPILOG_SAMPLE,
+        formatter_class=fmt,
+        parents=[common],
     )
     s.add_argument("run_dir", help="run directory written by 'genlab train'")
     s.add_argument(
@@ -130,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
         help="metrics of a trained run on held-out data",
         epilog=EPILOG_EVAL,
         formatter_class=fmt,
+        parents=[common],
     )
     e.add_argument("run_dir", help="run directory written by 'genlab train'")
     e.add_argument("--data", help="data to evaluate on (default: the run's own data)")
@@ -180,11 +192,23 @@ def cmd_list(_: argparse.Namespace) -> int:
 def cmd_train(a: argparse.Namespace) -> int:
     from genlab.config import apply_overrides, dumps
     from genlab.registry import default_config
-    from genlab.run import train
+    from genlab.run import read_run, train
 
-    if a.print_config:
-        print(dumps(apply_overrides(default_config(a.family, a.preset), a.overrides)))
+    if a.print_config:  # the configuration train() would use: --steps etc. are settings too
+        extra = list(a.overrides)
+        for key in ("steps", "epochs", "seed", "device"):
+            if getattr(a, key) is not None:
+                extra.append(f"train.{key}={getattr(a, key)}")
+        if a.resume and not a.out:
+            raise UsageError("--resume needs --out RUN_DIR, the run directory to continue")
+        base = read_run(a.out)[1] if a.resume else default_config(a.family, a.preset)
+        cfg = apply_overrides(base, extra)
+        if a.steps is not None:  # as in train(): --steps wins over a configured epoch count
+            cfg.train.epochs = 0.0
+        print(dumps(cfg))
         return 0
+    if not a.out:
+        raise UsageError("train needs --out RUN_DIR, the run directory to create or resume")
     if not a.data and not a.resume:
         raise UsageError("train needs --data (a built-in name or a path); see 'genlab list'")
     run = train(
@@ -200,7 +224,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         resume=a.resume,
         quiet=a.quiet,
     )
-    _print_summary(Path(run))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
+        _print_summary(Path(run))
     return 0
 
 
@@ -320,3 +345,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"genlab {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `genlab train ... --print-config | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -43,7 +43,7 @@ def _unknown_key(key: str, cls: type, root: type, prefix: str) -> UsageError:
         close = difflib.get_close_matches(key, [k.rsplit(".", 1)[-1] for k in valid], n=3)
         close = [k for k in valid if k.rsplit(".", 1)[-1] in close]
     hint = f"did you mean {', '.join(close)}?" if close else f"valid keys: {', '.join(valid)}"
-    return UsageError(f"unknown setting '{prefix}{key}' for {cls.__name__}; {hint}")
+    return UsageError(f"unknown setting '{prefix}{key}'; {hint}")
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -153,8 +153,8 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
             names = {f.name: f for f in dataclasses.fields(cls)}
             prefix = ".".join(parts[:depth])
             prefix = prefix + "." if prefix else ""
-            if part not in names:
-                raise _unknown_key(part, cls, type(cfg), prefix)
+            if part not in names:  # match the whole rest: 'trian.steps' -> train.steps
+                raise _unknown_key(".".join(parts[depth:]), cls, type(cfg), prefix)
             tp = get_type_hints(cls)[part]
             if depth == len(parts) - 1:
                 if dataclasses.is_dataclass(tp):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -85,8 +86,11 @@ class TrainConfig:
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise UsageError(f"train.{name} must be at least 1; got {getattr(self, name)}")
-        if self.lr <= 0 or self.epochs < 0 or self.grad_clip < 0 or self.patience < 0:
-            raise UsageError("train.lr must be > 0; train.epochs, grad_clip, patience >= 0")
+        if self.lr <= 0:
+            raise UsageError(f"train.lr must be greater than 0; got {self.lr}")
+        for name in ("epochs", "grad_clip", "patience"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"train.{name} must be 0 or more; got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
             raise UsageError(f"train.ema_decay must be in [0, 1); got {self.ema_decay}")
         if len(self.betas) != 2:
@@ -102,6 +106,7 @@ def get_family(name: str) -> tuple[type[GenerativeModel], dict[str, Any]]:
     return FAMILIES[name]
 
 
+@functools.cache  # one class per family, so that configs of the same family compare equal
 def run_config_class(family: str) -> type:
     """The run configuration dataclass of a family: model (its Config), data and train groups."""
     model_cls, _ = get_family(family)

@@ -44,6 +44,11 @@ def read_run(run_dir: str | Path) -> tuple[str, Any, DataInfo]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"no run directory at {run_dir}; train one with 'genlab train'")
+    if not (run_dir / "config.json").exists():
+        raise UsageError(
+            f"{run_dir} is not a genlab run directory (it has no config.json); "
+            "give a folder written by 'genlab train'"
+        )
     meta = read_json(run_dir / "config.json", "run config")
     family = meta.get("family", "")
     cfg = from_dict(run_config_class(family), meta["config"])
@@ -96,10 +101,12 @@ def train(
                 f"(fingerprint {dataset.info.fingerprint[:12]} vs {saved_info.fingerprint[:12]})"
             )
     else:
-        if (out / "config.json").exists() or (out / "checkpoints").exists():
+        if checkpoint_dir(out, "latest") is not None:
             raise UsageError(
                 f"{out} already holds a run; add --resume to continue it or choose another --out"
             )
+        # a run that failed before its first checkpoint has nothing to keep: start it over
+        (out / "metrics.jsonl").unlink(missing_ok=True)
         cfg = apply_overrides(default_config(family, preset), extra)
         dataset = load_data(cfg, data)
     if steps is not None:  # --steps wins over a configured epoch count

@@ -83,6 +83,18 @@ def save_checkpoint(
 ) -> Path:
     """Write checkpoint `step` and point `latest` (and `best` when asked) at it."""
     ckpt_root = Path(run_dir) / "checkpoints"
+    name = f"step-{step:07d}"
+    try:
+        _write_checkpoint(ckpt_root, step, model, ema, optimizer, trainer_state, best)
+    except OSError as e:
+        raise RunError(
+            f"could not write checkpoint {name} in {ckpt_root} ({e.strerror or e}); free disk "
+            "space or fix permissions and --resume: the previous checkpoint is kept"
+        ) from e
+    return ckpt_root / name
+
+
+def _write_checkpoint(ckpt_root, step, model, ema, optimizer, trainer_state, best) -> None:
     ckpt_root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:07d}"
     final = ckpt_root / name
@@ -96,6 +108,7 @@ def save_checkpoint(
             torch.save({"optimizer": optimizer.state_dict()}, tmp / "optimizer.pt")
         (tmp / "trainer.json").write_text(json.dumps({"step": step, **(trainer_state or {})}))
         for f in tmp.iterdir():
+            os.chmod(f, 0o666 & ~_umask())  # some writers create 0600 files
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, final)
@@ -103,7 +116,6 @@ def save_checkpoint(
     if best:
         _link(name, ckpt_root / "best")
     _prune(ckpt_root)
-    return final
 
 
 def _prune(ckpt_root: Path) -> None:

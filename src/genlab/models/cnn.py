@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.data import DataInfo
-from genlab.errors import DataError
+from genlab.errors import DataError, UsageError
 from genlab.models.base import GenerativeModel
 from genlab.models.layers import mlp_stack
 
@@ -29,6 +29,17 @@ class Config:
     """Widths of the fully connected layers (LeNet-5: 120, 84); the last is the feature size."""
     dropout: float = 0.0
     """Dropout before the classification layer."""
+
+    def validate(self) -> None:
+        if any(c < 1 for c in self.channels) or any(h < 1 for h in self.hidden):
+            raise UsageError(
+                "model.channels and model.hidden must be positive; "
+                f"got {self.channels} and {self.hidden}"
+            )
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise UsageError(f"model.kernel_size must be odd and positive; got {self.kernel_size}")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"model.dropout must be in [0, 1); got {self.dropout}")
 
 
 class CNN(GenerativeModel):

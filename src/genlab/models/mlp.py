@@ -31,6 +31,12 @@ class Config:
     dropout: float = 0.0
     """Dropout probability after each hidden activation."""
 
+    def validate(self) -> None:
+        if any(h < 1 for h in self.hidden):
+            raise UsageError(f"model.hidden widths must be positive; got {self.hidden}")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"model.dropout must be in [0, 1); got {self.dropout}")
+
 
 class MLP(GenerativeModel):
     family = "mlp"

@@ -48,10 +48,15 @@ class Config:
     """Default number of importance samples K for the NLL estimate (`genlab eval --iw-samples`)."""
 
     def validate(self) -> None:
-        if self.latent_dim < 1 or not self.channels or self.hidden < 1:
-            raise UsageError("model.latent_dim, model.channels and model.hidden must be positive")
-        if self.beta < 0 or self.iw_samples < 1:
-            raise UsageError("model.beta must be >= 0 and model.iw_samples >= 1")
+        if self.latent_dim < 1 or not self.channels or min(self.channels) < 1 or self.hidden < 1:
+            raise UsageError(
+                "model.latent_dim, model.channels (each entry) and model.hidden must be positive; "
+                f"got {self.latent_dim}, {self.channels}, {self.hidden}"
+            )
+        if self.beta < 0:
+            raise UsageError(f"model.beta must be 0 or more; got {self.beta}")
+        if self.iw_samples < 1:
+            raise UsageError(f"model.iw_samples must be at least 1; got {self.iw_samples}")
 
 
 def _discretized_gaussian_log_prob(

@@ -257,11 +257,17 @@ class Trainer:
         with self.autocast():
             out = self.net(batch)
         loss = out["loss"]
-        if not torch.isfinite(loss):
+        # the logged values are those of the global batch: every rank's mean over its share
+        values = torch.stack([v.detach().float() for v in out.values()])
+        if self.dist.world > 1:  # (and every rank sees a NaN of any rank, and stops with it)
+            dist.all_reduce(values)
+            values /= self.dist.world
+        logged = dict(zip(out, values.tolist(), strict=True))
+        if not math.isfinite(logged["loss"]):
             last = checkpoint_dir(self.run_dir, "latest")
             kept = f"the last good checkpoint ({last.name}) is kept" if last else "no checkpoint"
             raise RunError(
-                f"loss became {float(loss)} at step {step + 1}: training stopped, {kept}; "
+                f"loss became {logged['loss']} at step {step + 1}: training stopped, {kept}; "
                 "lower train.lr or set train.grad_clip, then --resume or start again"
             )
         self.optimizer.zero_grad(set_to_none=True)
@@ -274,7 +280,7 @@ class Trainer:
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        return {k: float(v.detach()) for k, v in out.items()} | {"lr": lr}
+        return logged | {"lr": lr}
 
     def fit(self) -> TrainerState:
         """Train up to `total_steps` (or early stopping); returns the final state."""
