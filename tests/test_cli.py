@@ -289,6 +289,14 @@ def test_sample_to_an_unknown_format_is_a_usage_error(vae_run, capsys, tmp_path)
     assert not (tmp_path / "x.txt").exists()
 
 
+def test_a_sampling_option_the_family_does_not_take_is_a_usage_error(vae_run, capsys, tmp_path):
+    line = in_process_error(
+        capsys, 2, "sample", str(vae_run), "--class", "3", "--out", str(tmp_path / "x.png")
+    )
+    assert "'vae' sampling does not take --class; it takes --temperature" in line
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_eval_reports_nll_bits_per_dim_and_anomaly_scores(vae_run, tmp_path):
     out = tmp_path / "m.json"
     r = run_cli("eval", str(vae_run), "--json", str(out), "--iw-samples", "10", "--anomaly-scores")

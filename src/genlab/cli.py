@@ -7,6 +7,7 @@ by Ctrl-C (after saving a checkpoint). Errors print one line; --debug shows the 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -116,11 +117,17 @@ def _parser() -> argparse.ArgumentParser:
         help="output file: .png grid or .npy array (default RUN_DIR/samples/sample-seedS.png)",
     )
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    s.add_argument(
+    # options passed on to the family's sample(); a family that does not take one says so
+    o = s.add_argument_group(
+        "sampling options (each family takes those its sample() accepts; see 'genlab list')"
+    )
+    o.add_argument(
         "--temperature",
         type=float,
-        default=1.0,
-        help="scale of the latent noise (families with a latent prior)",
+        help="latent-noise scale (vae) or softmax temperature (autoregressive families)",
+    )
+    o.add_argument(
+        "--class", dest="class_label", type=int, metavar="K", help="class to generate (conditional)"
     )
     s.add_argument(
         "--interpolate",
@@ -243,6 +250,26 @@ def _print_summary(run: Path) -> None:
     print(f"next: genlab sample {run} --out samples.png   |   genlab eval {run}")
 
 
+SAMPLE_OPTIONS = {"temperature": "--temperature", "class_label": "--class"}
+"""sample() keyword -> command-line flag, for the options the CLI passes through."""
+
+
+def sample_options(model, a: argparse.Namespace) -> dict:
+    """The sampling options the user gave, checked against what the family's sample() takes."""
+    accepted = inspect.signature(model.sample).parameters
+    given = {k: getattr(a, k) for k in SAMPLE_OPTIONS if getattr(a, k, None) is not None}
+    if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        return given
+    for key in given:
+        if key not in accepted:
+            takes = [flag for k, flag in SAMPLE_OPTIONS.items() if k in accepted]
+            raise UsageError(
+                f"'{model.family}' sampling does not take {SAMPLE_OPTIONS[key]}; "
+                f"it takes {', '.join(takes) or 'no options'}"
+            )
+    return given
+
+
 def cmd_sample(a: argparse.Namespace) -> int:
     import numpy as np
 
@@ -254,6 +281,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
     if a.n < 1:
         raise UsageError(f"-n must be at least 1; got {a.n}")
     g = torch.Generator(device=a.device).manual_seed(a.seed)
+    options = sample_options(model, a)
     nrow = None
     with torch.no_grad():
         if a.interpolate is not None:
@@ -275,7 +303,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
             images = torch.cat(pairs)
             default = f"reconstruction-seed{a.seed}.png"
         else:
-            images = model.sample(a.n, generator=g, temperature=a.temperature)
+            images = model.sample(a.n, generator=g, **options)
             default = f"sample-seed{a.seed}.png"
     out = Path(a.out) if a.out else Path(a.run_dir) / "samples" / default
     out.parent.mkdir(parents=True, exist_ok=True)

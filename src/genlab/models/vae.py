@@ -215,7 +215,7 @@ class VAE(GenerativeModel):
         return torch.randn((n, self.cfg.latent_dim), generator=generator, device=self.device)
 
     def sample(
-        self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0, **_
+        self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0
     ) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1]: decoder means at z ~ N(0, temperature^2 I)."""
         if temperature <= 0:
