@@ -41,7 +41,7 @@ class TrainConfig:
     steps: int = 2000
     """Total optimizer steps of the run (`--steps`); a resumed run continues up to this count."""
     epochs: float = 0.0
-    """If > 0, overrides steps with ceil(epochs * train examples / batch_size) (`--epochs`)."""
+    """If > 0, overrides steps with ceil(epochs * (train examples // batch_size)) (`--epochs`)."""
     batch_size: int = 64
     """Global batch size (split across processes under torchrun)."""
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"

@@ -115,7 +115,8 @@ def train(
     tc = cfg.train
     total = tc.steps
     if tc.epochs > 0:
-        total = math.ceil(tc.epochs * len(dataset.splits["train"]) / tc.batch_size)
+        # an epoch is one pass of full batches (the loop drops the last partial batch)
+        total = math.ceil(tc.epochs * (len(dataset.splits["train"]) // tc.batch_size))
     torch.manual_seed(tc.seed)
     model = build_model(family, cfg.model, dataset.info)
     trainer = Trainer(model, dataset, tc, out, total_steps=total, quiet=quiet)
