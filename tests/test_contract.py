@@ -12,13 +12,13 @@ import torch
 from safetensors.torch import load_file
 
 import genlab
-from conftest import tiny_overrides
+from conftest import TINY_DATA, tiny_overrides
 from genlab.config import apply_overrides, to_dict
 from genlab.data import load_dataset
 from genlab.errors import UsageError
 from genlab.io.checkpoint import save_checkpoint, write_json_atomic
 from genlab.registry import FAMILIES, default_config
-from genlab.run import build_model
+from genlab.run import build_model, load_data
 from genlab.train.loop import Interrupted, Trainer
 
 
@@ -27,13 +27,28 @@ def digits():
     return load_dataset("digits")
 
 
+@pytest.fixture
+def data_spec(family, request) -> str:
+    """What `family` learns in these tests: digits, or the data fixture TINY_DATA names."""
+    name = TINY_DATA.get(family)
+    return str(request.getfixturevalue(name)) if name else "digits"
+
+
+@pytest.fixture
+def data(family, data_spec, digits):
+    """The family's data set, cut for its tiny configuration (e.g. a text model's context)."""
+    if data_spec == "digits":
+        return digits
+    return load_data(apply_overrides(default_config(family), tiny_overrides(family)), data_spec)
+
+
 def tiny_model(family: str, data):
     cfg = apply_overrides(default_config(family), tiny_overrides(family))
     torch.manual_seed(0)
-    return cfg, build_model(family, cfg.model, data.info)
+    return cfg, build_model(family, cfg.model, data.info, data.files)
 
 
-def outputs(model, batch) -> torch.Tensor:
+def outputs(model, batch) -> torch.Tensor | list[str]:
     """What a family produces from fixed inputs and a fixed seed."""
     with torch.no_grad():
         if model.discriminative:
@@ -41,10 +56,15 @@ def outputs(model, batch) -> torch.Tensor:
         return model.sample(6, generator=torch.Generator().manual_seed(3))
 
 
+def same(a: torch.Tensor | list[str], b: torch.Tensor | list[str]) -> bool:
+    """Identical outputs: equal tensors, or equal lists (text families sample strings)."""
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_steps_on_a_fixed_batch_lower_the_loss(family, digits):
-    _, model = tiny_model(family, digits)
-    batch = digits.batch("train", torch.arange(64))
+def test_steps_on_a_fixed_batch_lower_the_loss(family, data):
+    _, model = tiny_model(family, data)
+    batch = data.batch("train", torch.arange(64))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(30):
@@ -58,41 +78,47 @@ def test_steps_on_a_fixed_batch_lower_the_loss(family, digits):
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_save_and_load_give_identical_outputs(family, digits, tmp_path):
-    cfg, model = tiny_model(family, digits)
-    batch = digits.batch("test", torch.arange(16))
+def test_save_and_load_give_identical_outputs(family, data, tmp_path):
+    cfg, model = tiny_model(family, data)
+    batch = data.batch("test", torch.arange(16))
     model.loss(batch)["loss"].backward()  # perturb nothing, but exercise a full pass first
     model.eval()
     save_checkpoint(tmp_path, 7, model)
     write_json_atomic(
         tmp_path / "config.json",
-        {"family": family, "config": to_dict(cfg), "data": dataclasses.asdict(digits.info)},
+        {"family": family, "config": to_dict(cfg), "data": dataclasses.asdict(data.info)},
     )
+    for name, content in data.files.items():  # e.g. a tokenizer, as genlab.train writes them
+        (tmp_path / name).write_bytes(content)
     loaded = genlab.load(tmp_path)
     assert loaded.checkpoint == "step-0000007"
-    assert torch.equal(outputs(model, batch), outputs(loaded, batch))
+    assert same(outputs(model, batch), outputs(loaded, batch))
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_samples_or_predictions_have_the_right_shape(family, digits):
-    _, model = tiny_model(family, digits)
+def test_samples_or_predictions_have_the_right_shape(family, data):
+    _, model = tiny_model(family, data)
     model.eval()
-    x = digits.batch("test", torch.arange(5))["x"]
+    x = data.batch("test", torch.arange(5))["x"]
     if model.discriminative:
-        assert model.predict(x).shape == (5, digits.info.num_classes)
+        assert model.predict(x).shape == (5, data.info.num_classes)
         with pytest.raises(UsageError, match="discriminative"):
             model.sample(4)
+    elif data.info.kind == "text":  # n texts of the prompt and max_new_tokens tokens after it
+        texts = model.sample(5, generator=torch.Generator().manual_seed(0), max_new_tokens=9)
+        assert len(texts) == 5 and all(isinstance(t, str) for t in texts)
+        assert [len(model.tokenizer.encode(t)) for t in texts] == [9] * 5  # char tokens
     else:
         s = model.sample(5, generator=torch.Generator().manual_seed(0))
-        assert s.shape == (5, *digits.info.shape)
+        assert s.shape == (5, *data.info.shape)
         assert torch.isfinite(s).all() and s.min() >= 0 and s.max() <= 1
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_resume_equals_uninterrupted(family, tmp_path, monkeypatch):
+def test_resume_equals_uninterrupted(family, data_spec, tmp_path, monkeypatch):
     extra = ["train.ema_decay=0.9", "train.warmup_steps=2"]
     kw = dict(overrides=tiny_overrides(family, *extra), quiet=True, seed=5, steps=7)
-    full = genlab.train(family, "digits", tmp_path / "full", **kw)
+    full = genlab.train(family, data_spec, tmp_path / "full", **kw)
 
     step_once = Trainer.train_step
 
@@ -104,7 +130,7 @@ def test_resume_equals_uninterrupted(family, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "train_step", ctrl_c_after_step_5)
     with pytest.raises(Interrupted, match="interrupted at step 5"):
-        genlab.train(family, "digits", tmp_path / "part", **kw)
+        genlab.train(family, data_spec, tmp_path / "part", **kw)
     monkeypatch.undo()
     part = tmp_path / "part"
     assert (part / "checkpoints" / "latest").resolve().name == "step-0000005"

@@ -12,13 +12,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from genlab.errors import UsageError
-from genlab.models import cnn, mlp, vae
+from genlab.models import cnn, ddpm, gan, gpt, mlp, pixelcnn, rnn, vae
 from genlab.models.base import GenerativeModel
 
 FAMILIES: dict[str, tuple[type[GenerativeModel], dict[str, Any]]] = {
     "mlp": (mlp.MLP, mlp.PRESETS),
     "cnn": (cnn.CNN, cnn.PRESETS),
     "vae": (vae.VAE, vae.PRESETS),
+    "gpt": (gpt.GPT, gpt.PRESETS),
+    "rnn": (rnn.RNN, rnn.PRESETS),
+    "ddpm": (ddpm.DDPM, ddpm.PRESETS),
+    "gan": (gan.GAN, gan.PRESETS),
+    "pixelcnn": (pixelcnn.PixelCNN, pixelcnn.PRESETS),
 }
 
 
@@ -34,6 +39,10 @@ class DataConfig:
     """CSV only: what the target is; auto guesses from its values."""
     seed: int = 0
     """Seed of the train/validation/test split (kept apart from the training seed)."""
+    tokenizer: Literal["char", "bpe"] = "char"
+    """Text only: characters as tokens, or byte-level BPE trained on the corpus."""
+    vocab_size: int = 1024
+    """Text with the bpe tokenizer: number of token ids to learn (at least 256)."""
 
 
 @dataclass
@@ -81,6 +90,8 @@ class TrainConfig:
     """auto (a GPU when there is one), cpu, cuda or cuda:N (`--device`)."""
     bf16: bool = False
     """Use bfloat16 autocast on GPU."""
+    freeze_layers: int = 0
+    """Fine-tuning: freeze the embeddings and the first k blocks/layers (families with freeze())."""
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "log_every"):
@@ -88,7 +99,7 @@ class TrainConfig:
                 raise UsageError(f"train.{name} must be at least 1; got {getattr(self, name)}")
         if self.lr <= 0:
             raise UsageError(f"train.lr must be greater than 0; got {self.lr}")
-        for name in ("epochs", "grad_clip", "patience"):
+        for name in ("epochs", "grad_clip", "patience", "freeze_layers"):
             if getattr(self, name) < 0:
                 raise UsageError(f"train.{name} must be 0 or more; got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import torch
 from genlab import __version__
 from genlab.config import apply_overrides, from_dict, to_dict
 from genlab.data import DataInfo, Dataset, load_dataset
-from genlab.errors import UsageError
+from genlab.errors import RunError, UsageError
 from genlab.io.checkpoint import checkpoint_dir, load_tensors, read_json, write_json_atomic
 from genlab.io.images import save_grid
 from genlab.models.base import GenerativeModel
@@ -20,8 +21,12 @@ from genlab.registry import default_config, get_family, run_config_class
 from genlab.train.loop import Trainer
 
 
-def load_data(run_cfg: Any, spec: str) -> Dataset:
-    """The dataset named by `spec` (built-in name or path), split as the run config says."""
+def load_data(run_cfg: Any, spec: str, run_dir: str | Path | None = None) -> Dataset:
+    """The dataset named by `spec` (built-in name or path), split as the run config says.
+
+    Sequence data is cut into examples of the model's `context` (a property of its Config, when
+    it has one). `run_dir`: a run whose saved data files (e.g. its tokenizer) to reuse.
+    """
     d = run_cfg.data
     return load_dataset(
         spec,
@@ -30,13 +35,37 @@ def load_data(run_cfg: Any, spec: str) -> Dataset:
         target=d.target,
         task=d.task,
         seed=d.seed,
+        tokenizer=d.tokenizer,
+        vocab_size=d.vocab_size,
+        context=getattr(run_cfg.model, "context", 0),
+        run_dir=run_dir,
     )
 
 
-def build_model(family: str, model_cfg: Any, info: DataInfo) -> GenerativeModel:
-    """A fresh model of `family` for data described by `info`."""
+def build_model(
+    family: str, model_cfg: Any, info: DataInfo, files: dict[str, bytes] | None = None
+) -> GenerativeModel:
+    """A fresh model of `family` for data described by `info`.
+
+    `files`: the data's files (`Dataset.files`, or those saved in a run directory), handed to
+    models that take them (`use_data_files`, e.g. a language model's tokenizer).
+    """
     cls, _ = get_family(family)
-    return cls(model_cfg, info)
+    model = cls(model_cfg, info)
+    if files and hasattr(model, "use_data_files"):
+        model.use_data_files(files)
+    return model
+
+
+def read_data_files(run_dir: str | Path, info: DataInfo) -> dict[str, bytes]:
+    """The data files (info.files) a run directory keeps, e.g. a tokenizer."""
+    files = {}
+    for name in info.files:
+        path = Path(run_dir) / name
+        if not path.is_file():
+            raise RunError(f"{run_dir} lacks {name}, which its data needs; the run is incomplete")
+        files[name] = path.read_bytes()
+    return files
 
 
 def read_run(run_dir: str | Path) -> tuple[str, Any, DataInfo]:
@@ -68,11 +97,14 @@ def train(
     device: str | None = None,
     resume: bool = False,
     quiet: bool = False,
+    init_from: str | Path | None = None,
 ) -> Path:
     """Train `family` on `data` into run directory `out`; returns the run directory.
 
     `overrides` are `key.path=value` strings as for `--set`. With `resume`, the run continues
-    from its latest checkpoint up to `steps` total optimizer steps.
+    from its latest checkpoint up to `steps` total optimizer steps. With `init_from` (a run
+    directory of the same family), a new run starts from that run's weights (best checkpoint),
+    model settings and data files such as its tokenizer: fine-tuning.
     """
     out = Path(out)
     extra = list(overrides)
@@ -86,6 +118,8 @@ def train(
         extra.append(f"train.device={device}")
 
     if resume:
+        if init_from is not None:
+            raise UsageError("--init-from starts a new run; it cannot be combined with --resume")
         saved_family, saved_cfg, saved_info = read_run(out)
         if family and family != saved_family:
             raise UsageError(f"--resume: {out} holds a '{saved_family}' run, not '{family}'")
@@ -94,7 +128,7 @@ def train(
         for group in ("model", "data"):
             if getattr(cfg, group) != getattr(saved_cfg, group):
                 raise UsageError(f"--resume cannot change {group}.* settings; start a new run")
-        dataset = load_data(cfg, data or saved_info.source)
+        dataset = load_data(cfg, data or saved_info.source, run_dir=out)
         if dataset.info.fingerprint != saved_info.fingerprint:
             raise UsageError(
                 f"--resume: the data differs from what {out} was trained on "
@@ -107,8 +141,16 @@ def train(
             )
         # a run that failed before its first checkpoint has nothing to keep: start it over
         (out / "metrics.jsonl").unlink(missing_ok=True)
-        cfg = apply_overrides(default_config(family, preset), extra)
-        dataset = load_data(cfg, data)
+        base = default_config(family, preset)
+        if init_from is not None:  # fine-tuning keeps the model and its data settings
+            init_family, init_cfg, _ = read_run(init_from)
+            if family != init_family:
+                raise UsageError(
+                    f"--init-from: {init_from} holds a '{init_family}' run, not '{family}'"
+                )
+            base.model, base.data = init_cfg.model, init_cfg.data
+        cfg = apply_overrides(base, extra)
+        dataset = load_data(cfg, data, run_dir=init_from)
     if steps is not None:  # --steps wins over a configured epoch count
         cfg.train.epochs = 0.0
 
@@ -118,7 +160,13 @@ def train(
         # an epoch is one pass of full batches (the loop drops the last partial batch)
         total = math.ceil(tc.epochs * (len(dataset.splits["train"]) // tc.batch_size))
     torch.manual_seed(tc.seed)
-    model = build_model(family, cfg.model, dataset.info)
+    model = build_model(family, cfg.model, dataset.info, dataset.files)
+    if init_from is not None:
+        _init_weights(model, init_from)
+    if tc.freeze_layers:
+        if not hasattr(model, "freeze"):
+            raise UsageError(f"'{family}' cannot freeze layers; remove train.freeze_layers")
+        model.freeze(tc.freeze_layers)
     trainer = Trainer(model, dataset, tc, out, total_steps=total, quiet=quiet)
     if trainer.dist.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +178,13 @@ def train(
             "data": dataclasses.asdict(dataset.info),
             "parameters": sum(p.numel() for p in model.parameters()),
         }
+        if init_from is not None:
+            meta["init_from"] = str(Path(init_from).resolve())
+        elif resume and "init_from" in read_json(out / "config.json", "run config"):
+            meta["init_from"] = read_json(out / "config.json", "run config")["init_from"]
         write_json_atomic(out / "config.json", meta)
+        for name, content in dataset.files.items():  # e.g. the tokenizer
+            _write_atomic(out / name, content)
     trainer.dist.barrier()
     if resume:
         trainer.resume()
@@ -141,6 +195,28 @@ def train(
             images = trainer.eval_model.eval().sample(64, generator=g)
         save_grid(images, out / "samples" / f"step-{state.step:07d}.png")
     return out
+
+
+def _init_weights(model: GenerativeModel, run_dir: str | Path) -> None:
+    """Copy the weights of run_dir's best checkpoint (EMA when kept) into `model`."""
+    ckpt = checkpoint_dir(Path(run_dir), "best") or checkpoint_dir(Path(run_dir), "latest")
+    if ckpt is None:
+        raise UsageError(f"--init-from: {run_dir} holds no checkpoint yet; train it first")
+    ema_file = ckpt / "ema.safetensors"
+    weights = load_tensors(ema_file if ema_file.exists() else ckpt / "model.safetensors")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError:
+        raise UsageError(
+            f"--init-from: the weights of {run_dir} do not fit this model; keep the model.* "
+            "settings that change parameter shapes as they were"
+        ) from None
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)
 
 
 def load(
@@ -157,7 +233,7 @@ def load(
     ckpt = checkpoint_dir(Path(run_dir), which) or checkpoint_dir(Path(run_dir), "latest")
     if ckpt is None:
         raise UsageError(f"{run_dir} holds no checkpoint yet; train it first")
-    model = build_model(family, cfg.model, info)
+    model = build_model(family, cfg.model, info, read_data_files(run_dir, info))
     ema_file = ckpt / "ema.safetensors"
     weights = ema_file if ema and ema_file.exists() else ckpt / "model.safetensors"
     model.load_state_dict(load_tensors(weights))

@@ -37,6 +37,12 @@ class DataInfo:
     n_val: int = 0
     n_test: int = 0
     fingerprint: str = ""
+    vocab_size: int = 0
+    """Text: number of token ids."""
+    tokenizer: str = ""
+    """Text: the tokenizer's kind (char or bpe)."""
+    files: list[str] = field(default_factory=list)
+    """Files the run directory keeps to read this data again (e.g. tokenizer.json)."""
 
 
 @dataclass
@@ -56,6 +62,8 @@ class Dataset:
 
     info: DataInfo
     splits: dict[str, Split]
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Name -> content of the files a run directory must keep for this data (info.files)."""
 
     def batch(self, split: str, index: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return ``{"x": float32, "y": ...}`` for the examples at ``index`` of ``split``.

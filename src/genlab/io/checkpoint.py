@@ -77,11 +77,13 @@ def save_checkpoint(
     model: torch.nn.Module,
     *,
     ema: torch.nn.Module | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: torch.optim.Optimizer | dict[str, torch.optim.Optimizer] | None = None,
     trainer_state: dict[str, Any] | None = None,
     best: bool = False,
 ) -> Path:
-    """Write checkpoint `step` and point `latest` (and `best` when asked) at it."""
+    """Write checkpoint `step` and point `latest` (and `best` when asked) at it.
+
+    `optimizer` is one optimizer, or several by name (families with their own train_step)."""
     ckpt_root = Path(run_dir) / "checkpoints"
     name = f"step-{step:07d}"
     try:
@@ -104,7 +106,10 @@ def _write_checkpoint(ckpt_root, step, model, ema, optimizer, trainer_state, bes
         save_file(_state(model), str(tmp / "model.safetensors"))
         if ema is not None:
             save_file(_state(ema), str(tmp / "ema.safetensors"))
-        if optimizer is not None:
+        if isinstance(optimizer, dict):
+            states = {k: opt.state_dict() for k, opt in optimizer.items()}
+            torch.save({"optimizers": states}, tmp / "optimizer.pt")
+        elif optimizer is not None:
             torch.save({"optimizer": optimizer.state_dict()}, tmp / "optimizer.pt")
         (tmp / "trainer.json").write_text(json.dumps({"step": step, **(trainer_state or {})}))
         for f in tmp.iterdir():
@@ -145,5 +150,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_optimizer_state(path: Path) -> dict[str, Any]:
-    """The optimizer state saved next to a checkpoint (tensors and numbers only)."""
-    return torch.load(path, map_location="cpu", weights_only=True)["optimizer"]
+    """The optimizer state saved next to a checkpoint (tensors and numbers only), or the states
+    of several optimizers by name."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    return saved["optimizer"] if "optimizer" in saved else saved["optimizers"]

@@ -37,3 +37,29 @@ def save_grid(
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     img.save(path)
     return path
+
+
+def load_image(path: str | Path, shape: list[int] | tuple[int, ...]) -> torch.Tensor:
+    """An image file as a tensor (C, H, W) in [0, 1] that must have `shape` (C, H, W): a file of
+    another size or colour mode is a DataError that says so."""
+    from genlab.data.images import read_image
+    from genlab.errors import DataError, UsageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"image not found: {path}")
+    pixels, gray = read_image(path, str(path))  # (H, W) or (H, W, 3) uint8
+    c, h, w = shape
+    if pixels.shape[:2] != (h, w):
+        raise DataError(
+            f"{path} is {pixels.shape[1]}x{pixels.shape[0]} pixels but the model's images are "
+            f"{w}x{h} (width x height); resize or crop it first"
+        )
+    if (c == 1) != gray:
+        kind = "grayscale" if gray else "colour"
+        raise DataError(
+            f"{path} is a {kind} image but the model's images have {c} channel(s); convert it "
+            f"to {'grayscale' if c == 1 else 'RGB'} first"
+        )
+    x = torch.from_numpy(pixels.reshape(h, w, -1).transpose(2, 0, 1).copy())
+    return x.float() / 255

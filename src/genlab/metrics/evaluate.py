@@ -32,6 +32,23 @@ def _mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
     return values.mean().item(), std / math.sqrt(n)
 
 
+def _per_unit(cat: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Sequence models: the NLL per token (loss, perplexity) and in bits per token, character
+    and UTF-8 byte: total nats / (units x ln 2), so models with different tokens compare."""
+    units = {k.split(":", 1)[1]: v.sum().item() for k, v in cat.items() if k.startswith("units:")}
+    if not units:
+        return {}
+    total = cat["nll"].double().sum().item()
+    out: dict[str, Any] = {}
+    if "token" in units:
+        out["tokens"] = int(units["token"])
+        out["loss_nats_per_token"] = total / units["token"]
+        out["perplexity"] = math.exp(out["loss_nats_per_token"])
+    for unit, count in units.items():
+        out[f"bits_per_{unit}"] = total / (count * math.log(2))
+    return out
+
+
 @torch.no_grad()
 def evaluate(
     model: GenerativeModel,
@@ -41,8 +58,11 @@ def evaluate(
     batch_size: int = 256,
     seed: int = 0,
     iw_samples: int | None = None,
+    nll_options: dict[str, Any] | None = None,
     anomaly_scores: bool = False,
     progress: bool = True,
+    samples: int = 0,
+    feature_steps: int = 2000,
 ) -> dict[str, Any]:
     """The model's metrics on `split` of `data`.
 
@@ -50,6 +70,13 @@ def evaluate(
     (regression). Likelihood models: NLL in nats per example and bits/dim; ELBO when the model
     has one. With `anomaly_scores`, the per-example negative ELBO (or NLL) is included.
     Randomness (binarization, importance samples) is seeded per batch, so numbers repeat.
+    With `samples` > 0, image generative models also get the sample-quality figures of
+    genlab.metrics.quality.sample_quality (`samples` images drawn with `seed`, each figure next
+    to the same figure for real `split` images; the frozen `cnn` trained `feature_steps` steps).
+    Sequence models (with `units(batch)`) also get the loss per token, perplexity and bits per
+    token, character and UTF-8 byte. `nll_options` go to the model's `nll` (e.g. the diffusion
+    bound's `bound_timesteps`); a model with `nll_method(**nll_options)` says which estimate it
+    computed (key `nll_method`).
     """
     check_compatible(model, data)
     model.eval()
@@ -75,8 +102,11 @@ def evaluate(
         if hasattr(model, "elbo"):
             collected.setdefault("elbo", []).append(model.elbo(batch, generator=gen()).cpu())
         if hasattr(model, "nll"):
-            kw = {"iw_samples": iw_samples} if iw_samples else {}
+            kw = {**(nll_options or {}), **({"iw_samples": iw_samples} if iw_samples else {})}
             collected.setdefault("nll", []).append(model.nll(batch, generator=gen(), **kw).cpu())
+        if hasattr(model, "units"):  # sequence models: tokens/characters/bytes each example scores
+            for unit, count in model.units(batch).items():
+                collected.setdefault(f"units:{unit}", []).append(count.cpu())
 
     cat = {k: torch.cat(v) for k, v in collected.items()}
     if model.discriminative:
@@ -96,10 +126,19 @@ def evaluate(
     if "nll" in cat:
         mean, se = _mean_and_stderr(cat["nll"])
         out |= {"nll_nats": mean, "nll_nats_stderr": se, "bits_per_dim": bits_per_dim(mean, dims)}
+        if hasattr(model, "nll_method"):
+            out["nll_method"] = model.nll_method(**(nll_options or {}))
         if iw_samples or hasattr(model.cfg, "iw_samples"):
             out["iw_samples"] = iw_samples or model.cfg.iw_samples
+        out |= _per_unit(cat)
     if anomaly_scores:
         scores = -cat["elbo"] if "elbo" in cat else cat.get("nll")
         if scores is not None:
             out["anomaly_scores"] = [round(v, 4) for v in scores.tolist()]
+    if samples:
+        from genlab.metrics.quality import sample_quality
+
+        out |= sample_quality(
+            model, data, samples=samples, seed=seed, split=split, feature_steps=feature_steps
+        )
     return out

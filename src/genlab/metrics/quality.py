@@ -1,21 +1,300 @@
-"""Sample-quality metrics computed on feature vectors (from the frozen in-house `cnn`)."""
+"""Sample-quality metrics computed on feature vectors (from the frozen in-house `cnn`).
+
+The functions on features are small and exact about their definitions:
+
+- `frechet_distance`: Frechet distance between Gaussians fitted to two feature sets (Heusel et
+  al. 2017), computed by torchmetrics' FrechetInceptionDistance on the given features.
+- `kernel_inception_distance`: KID (Binkowski et al. 2018), the unbiased estimate of the squared
+  MMD with the cubic polynomial kernel, averaged over random subsets (torchmetrics).
+- `precision_recall`: improved precision and recall (Kynkaanniemi et al. 2019) from k-nearest-
+  neighbour balls around real and generated features.
+- `density_coverage`: density and coverage (Naeem et al. 2020), from balls around real features.
+- `class_coverage`: how many classes appear and the KL divergence of the class histogram from
+  a reference histogram (the data's).
+- `nearest_neighbour_distances`: each query's distance to its nearest reference (memorization).
+
+`sample_quality(model, data)` generates images, embeds them and real images with the frozen
+`cnn` (genlab.metrics.features) and reports every figure next to the same figure for real
+test images against real training images (the real-vs-real baseline).
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.linalg
+import inspect
+import math
+import time
+import warnings
+from typing import Any
+
 import torch
+
+from genlab.data import Dataset
+from genlab.errors import DataError, UsageError
+
+
+class _Given(torch.nn.Module):
+    """A pass-through "feature extractor", so torchmetrics' metrics take ready features."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to feature sets a (N, D) and b (M, D):
     |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) (Heusel et al. 2017)."""
-    x, y = a.double().cpu().numpy(), b.double().cpu().numpy()
-    mu_x, mu_y = x.mean(0), y.mean(0)
-    s_x, s_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    covmean = scipy.linalg.sqrtm(s_x @ s_y)
-    if not np.isfinite(covmean).all():  # nearly singular product: regularize, as is customary
-        eps = np.eye(len(s_x)) * 1e-6
-        covmean = scipy.linalg.sqrtm((s_x + eps) @ (s_y + eps))
-    covmean = covmean.real
-    return float(((mu_x - mu_y) ** 2).sum() + np.trace(s_x + s_y - 2 * covmean))
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    fid = FrechetInceptionDistance(feature=_Given(a.shape[1]))
+    fid.update(a.detach().double().cpu(), real=True)
+    fid.update(b.detach().double().cpu(), real=False)
+    return max(0.0, float(fid.compute()))  # rounding can leave -1e-12 for identical sets
+
+
+def kernel_inception_distance(
+    a: torch.Tensor, b: torch.Tensor, *, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """KID between feature sets a (N, D) and b (M, D): the mean and standard deviation over
+    `subsets` random subsets of min(subset_size, N, M) rows each of the unbiased squared MMD
+    with kernel k(x, y) = (x.y / D + 1)^3 (Binkowski et al. 2018). About 0 for equal
+    distributions (it can be slightly negative: the estimate is unbiased)."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    size = min(subset_size, len(a), len(b))
+    if size < 2:
+        raise UsageError("KID needs at least 2 feature vectors in each set")
+    with warnings.catch_warnings():  # about keeping every feature in memory: ours are small
+        warnings.simplefilter("ignore", UserWarning)
+        kid = KernelInceptionDistance(feature=_Given(a.shape[1]), subsets=subsets, subset_size=size)
+    kid.update(a.detach().double().cpu(), real=True)
+    kid.update(b.detach().double().cpu(), real=False)
+    with torch.random.fork_rng(devices=[]):  # its subsets come from the global generator
+        torch.manual_seed(seed)
+        mean, std = kid.compute()
+    return float(mean), float(std)
+
+
+def _distances(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """Euclidean distances (N, M) between rows of a and b, in float64."""
+    a, b = a.double(), b.double()
+    return torch.cat([torch.cdist(a[i : i + chunk], b) for i in range(0, len(a), chunk)])
+
+
+def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance from every row of x to its k-th nearest other row (N,)."""
+    if len(x) <= k:
+        raise UsageError(f"k-nearest-neighbour metrics need more than k={k} feature vectors")
+    # column 0 of the sorted distances is the point itself (distance 0)
+    return _distances(x, x).kthvalue(k + 1, dim=1).values
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 3) -> dict[str, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019): precision is the fraction of
+    generated features inside some real feature's k-NN ball (fidelity), recall the fraction of
+    real features inside some generated feature's k-NN ball (diversity)."""
+    d = _distances(real, fake)  # (N_real, N_fake)
+    precision = (d <= _knn_radii(real, k)[:, None]).any(0).double().mean()
+    recall = (d <= _knn_radii(fake, k)[None, :]).any(1).double().mean()
+    return {"precision": float(precision), "recall": float(recall)}
+
+
+def density_coverage(real: torch.Tensor, fake: torch.Tensor, *, k: int = 5) -> dict[str, float]:
+    """Density and coverage (Naeem et al. 2020) with k-NN balls around the real features:
+    density counts how many balls each generated feature falls in, divided by k (about 1 when
+    the distributions match); coverage is the fraction of real balls that hold a generated
+    feature."""
+    inside = _distances(real, fake) <= _knn_radii(real, k)[:, None]  # (N_real, N_fake)
+    density = inside.double().sum(0).mean() / k
+    coverage = inside.any(1).double().mean()
+    return {"density": float(density), "coverage": float(coverage)}
+
+
+def class_histogram(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Fractions (num_classes,) of labels in each class."""
+    counts = torch.bincount(labels.long().cpu(), minlength=num_classes).double()
+    return counts / counts.sum().clamp_min(1)
+
+
+def class_coverage(
+    labels: torch.Tensor, num_classes: int, reference: torch.Tensor | None = None
+) -> dict[str, Any]:
+    """The class histogram of `labels` (e.g. a classifier's predictions on generated images),
+    how many classes appear in it and, given `reference` labels (the data's), the KL divergence
+    KL(histogram || reference histogram) in nats: 0 when the proportions match, log K for a
+    single class against K balanced ones."""
+    hist = class_histogram(labels, num_classes)
+    out: dict[str, Any] = {
+        "histogram": [round(float(v), 6) for v in hist],
+        "classes_covered": int((hist > 0).sum()),
+    }
+    if reference is not None:
+        ref = class_histogram(reference, num_classes)
+        present = hist > 0
+        out["class_kl"] = float((hist[present] * (hist[present] / ref[present]).log()).sum())
+    return out
+
+
+def conditional_accuracy(predicted: torch.Tensor, asked: torch.Tensor) -> float:
+    """Fraction of images generated for class `asked` that the classifier puts in that class."""
+    return float((predicted.cpu() == asked.cpu()).double().mean())
+
+
+def nearest_neighbour_distances(query: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Distance (N,) from every query row to its nearest reference row."""
+    a = query.double()
+    return torch.cat(
+        [
+            torch.cat([torch.cdist(a[i : i + 1024], r) for r in reference.double().split(8192)], 1)
+            .min(1)
+            .values
+            for i in range(0, len(a), 1024)
+        ]
+    )
+
+
+# -------------------------------------------------------------------------------------------
+# generated images against real ones
+
+
+@torch.no_grad()
+def embed(extractor: torch.nn.Module, images: torch.Tensor, batch_size: int = 500):
+    """Features (N, D) and predicted classes (N,) of images (N, C, H, W) in [0, 1]."""
+    feats, preds = [], []
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].float()
+        feats.append(extractor.features(x))
+        preds.append(extractor.predict(x).argmax(-1))
+    return torch.cat(feats), torch.cat(preds)
+
+
+def _split_images(data: Dataset, split: str, index: torch.Tensor) -> torch.Tensor:
+    return data.batch(split, index)["x"]  # (N, C, H, W) in [0, 1]
+
+
+def is_conditional(model: Any) -> bool:
+    """Whether the model generates a requested class (`sample(..., class_label=K)`)."""
+    takes = inspect.signature(model.sample).parameters
+    return bool(getattr(model.cfg, "conditional", False)) and "class_label" in takes
+
+
+@torch.no_grad()
+def generate(
+    model: Any,
+    n: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 250,
+    class_label: int | None = None,
+) -> tuple[torch.Tensor, float]:
+    """n samples (n, C, H, W) on the CPU, drawn in batches from one seeded generator, and the
+    seconds it took."""
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    options = {} if class_label is None else {"class_label": class_label}
+    t0 = time.perf_counter()
+    parts = [
+        model.sample(min(batch_size, n - i), generator=g, **options).cpu()
+        for i in range(0, n, batch_size)
+    ]
+    return torch.cat(parts), time.perf_counter() - t0
+
+
+def sample_quality(
+    model: Any,
+    data: Dataset,
+    *,
+    samples: int = 1000,
+    seed: int = 0,
+    split: str = "test",
+    feature_steps: int = 2000,
+    cache_dir: str | None = None,
+    batch_size: int = 250,
+    images: torch.Tensor | None = None,
+) -> dict[str, Any]:
+    """Sample-quality figures of an image model in the features of the frozen `cnn`.
+
+    `samples` images are generated with `seed` (or given as `images`, (N, C, H, W) in [0, 1]);
+    `samples` training images are the reference. Each figure `X` comes with `X_real`: the same
+    figure for up to `samples` real images of `split` against the same reference. The
+    memorization check compares each set's nearest-neighbour distance to the whole training
+    split. Conditional models also get `conditional_accuracy` (balanced classes, same seed).
+    """
+    from genlab.metrics.features import RECIPE, feature_extractor
+
+    info = data.info
+    if model.discriminative or info.kind != "image":
+        raise UsageError(
+            f"sample-quality metrics are for generative image families; '{model.family}' on "
+            f"{info.kind} data has none"
+        )
+    if info.task != "classification":
+        raise DataError(
+            f"sample-quality metrics judge images with a classifier trained on the data's labels, "
+            f"and '{info.source}' has none; use labelled data (class sub-folders or IDX labels)"
+        )
+    if samples < 10:
+        raise UsageError(f"--samples must be at least 10; got {samples}")
+    extractor = feature_extractor(info.source, steps=feature_steps, cache_dir=cache_dir)
+    out: dict[str, Any] = {
+        "samples": samples,
+        "sample_seed": seed,
+        "feature_extractor": f"cnn {RECIPE}, {feature_steps} steps",
+        "feature_extractor_test_accuracy": extractor.test_accuracy,
+    }
+
+    # generated, reference (training) and real (held-out) images, each embedded once
+    if images is None:
+        model.eval()
+        images, seconds = generate(model, samples, seed=seed, batch_size=batch_size)
+        out["sample_ms_per_image"] = 1000 * seconds / samples
+    images = images[:samples]
+    pick = torch.Generator().manual_seed(seed)
+    n_train, n_real = len(data.splits["train"]), len(data.splits[split])
+    ref_idx = torch.randperm(n_train, generator=pick)[:samples]
+    real_idx = torch.randperm(n_real, generator=pick)[:samples]
+    fake_f, fake_c = embed(extractor, images)
+    train_f, _ = embed(extractor, _split_images(data, "train", torch.arange(n_train)))
+    ref_f = train_f[ref_idx]
+    real_f, real_c = embed(extractor, _split_images(data, split, real_idx))
+    out |= {"reference_images": len(ref_idx), "real_images": len(real_idx), "real_split": split}
+
+    train_y, k = data.splits["train"].y, info.num_classes
+    kid_size = min(1000, len(fake_f), len(ref_f), len(real_f))
+
+    def figures(feats: torch.Tensor, classes: torch.Tensor) -> dict[str, Any]:
+        """Every figure of one set of images (features and predicted classes)."""
+        kid, kid_std = kernel_inception_distance(ref_f, feats, subset_size=kid_size, seed=seed)
+        cov = class_coverage(classes, k, train_y)
+        return {
+            "fd": frechet_distance(ref_f, feats),
+            "kid": kid,
+            "kid_std": kid_std,
+            **precision_recall(ref_f, feats),
+            **density_coverage(ref_f, feats),
+            "classes_covered": cov["classes_covered"],
+            "class_kl": cov["class_kl"],
+            "class_histogram": cov["histogram"],
+            "nn_distance": float(nearest_neighbour_distances(feats, train_f).mean()),
+        }
+
+    generated, real = figures(fake_f, fake_c), figures(real_f, real_c)
+    for key in generated:  # each figure next to its real-vs-real baseline
+        out[key], out[f"{key}_real"] = generated[key], real[key]
+    # memorization: below 1, samples sit closer to training images than unseen real images do
+    out["memorization_ratio"] = out["nn_distance"] / max(out["nn_distance_real"], 1e-12)
+    out["kid_subset_size"] = kid_size
+
+    if is_conditional(model):
+        per_class = max(1, math.ceil(samples / k))
+        asked, preds = [], []
+        for c in range(k):
+            imgs, _ = generate(model, per_class, seed=seed + c, class_label=c)
+            preds.append(embed(extractor, imgs)[1])
+            asked.append(torch.full((per_class,), c))
+        out["conditional_accuracy"] = conditional_accuracy(torch.cat(preds), torch.cat(asked))
+        real_y = data.splits[split].y[real_idx]
+        out["conditional_accuracy_real"] = conditional_accuracy(real_c, real_y)
+
+    return out

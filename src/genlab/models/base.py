@@ -11,6 +11,12 @@ that are detected by what a model has, never by its name:
 - optional `elbo(batch, *, generator=None) -> Tensor`: per-example evidence lower bound in nats.
 - optional `encode(x) -> Tensor` / `decode(z) -> Tensor` / `reconstruct(x) -> Tensor`.
 - discriminative families set `discriminative = True` and provide `predict(x) -> Tensor`.
+- optional `configure_optimizers(train_cfg) -> dict[str, Optimizer]` together with
+  `train_step(batch, optimizers, step) -> dict`: a family that must update its weights itself
+  (adversarial training); the loop calls it instead of its own backward/step and still owns
+  the learning-rate schedule, seeding, NaN checks, EMA, logging and checkpoints.
+- optional `health(val, *, generator) -> dict`: figures the loop logs at every evaluation; a
+  "warnings" list in it is printed as warning lines.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ class GenerativeModel(nn.Module):
     family: ClassVar[str] = ""
     description: ClassVar[str] = ""
     discriminative: ClassVar[bool] = False
+    validation_loss_ranks: ClassVar[bool] = True
+    """False when a lower validation "loss" does not mean a better model (an adversarial loss):
+    the trainer then keeps the latest weights as `best` and never stops early."""
     Config: ClassVar[type]
 
     def __init__(self, cfg: Any, info: DataInfo) -> None:

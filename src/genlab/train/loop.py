@@ -1,4 +1,8 @@
-"""The one training loop. It never names a model: it calls `model.loss(batch)`.
+"""The one training loop. It never names a model: it calls `model.loss(batch)`, or, for a family
+that updates its own weights (adversarial training), `model.train_step(batch, optimizers, step)`
+with the optimizers of `model.configure_optimizers(cfg)`; the loop keeps the learning-rate
+schedule, seeding, NaN checks, EMA, logging, evaluation (plus the optional `model.health`) and
+checkpoints for both kinds.
 
 Reproducibility: the data order of step s comes from a permutation seeded by (seed, epoch), and
 the global random state is reseeded from (seed, step, rank) before every step, so a run stopped
@@ -15,6 +19,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -139,10 +144,28 @@ class Trainer:
         self.steps_per_epoch = self.n_train // cfg.batch_size
         self.model = model.to(self.device)
         self.net: torch.nn.Module = model
+        # a family that updates its own weights (adversarial training) brings its optimizers
+        self.custom_step = callable(getattr(model, "train_step", None)) and callable(
+            getattr(model, "configure_optimizers", None)
+        )
+        if self.custom_step and self.dist.world > 1:
+            raise UsageError(
+                f"'{model.family}' trains with its own train_step, which does not run under "
+                "torchrun (DistributedDataParallel) yet; train it in a single process"
+            )
         if self.dist.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        self.optimizer = build_optimizer(model, cfg)
+        if self.custom_step:
+            self.optimizers = dict(model.configure_optimizers(cfg))
+        else:
+            self.optimizer = build_optimizer(model, cfg)
+            self.optimizers = {"model": self.optimizer}
+        # each optimizer's own peak rates, which the schedule scales (train_step families)
+        self.base_lrs = {
+            name: [group["lr"] for group in opt.param_groups]
+            for name, opt in self.optimizers.items()
+        }
         self.ema: AveragedModel | None = None
         if cfg.ema_decay > 0:
             self.ema = AveragedModel(
@@ -187,7 +210,7 @@ class Trainer:
                 s.step,
                 self.model,
                 ema=self.ema.module if self.ema is not None else None,
-                optimizer=self.optimizer,
+                optimizer=self.optimizers if self.custom_step else self.optimizer,
                 trainer_state={k: v for k, v in vars(s).items() if k != "step"},
                 best=best,
             )
@@ -204,7 +227,12 @@ class Trainer:
                 self.ema.module.load_state_dict(load_tensors(ckpt / "ema.safetensors"))
             else:  # EMA switched on for the resumed part: start it from the current weights
                 self.ema.module.load_state_dict(self.model.state_dict())
-        self.optimizer.load_state_dict(load_optimizer_state(ckpt / "optimizer.pt"))
+        saved = load_optimizer_state(ckpt / "optimizer.pt")
+        if self.custom_step:  # one state per named optimizer
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(saved[name])
+        else:
+            self.optimizer.load_state_dict(saved)
         raw = json.loads((ckpt / "trainer.json").read_text())
         self.state = TrainerState(**raw)
         if self.ema is not None:
@@ -250,10 +278,60 @@ class Trainer:
         model.train(was_training)
         return {k: v / seen for k, v in sums.items()}
 
+    @torch.no_grad()
+    def health(self, step: int, val: dict[str, float]) -> dict[str, Any]:
+        """The model's own training-health figures at an evaluation (when it has `health`);
+        its warnings are printed as warning lines and kept in metrics.jsonl."""
+        model = self.eval_model
+        if not hasattr(model, "health"):
+            return {}
+        was_training = model.training
+        model.eval()
+        with torch.random.fork_rng(devices=[]):
+            g = torch.Generator(device=self.device)
+            g.manual_seed(step_seed(self.cfg.seed, 0, rank=15485863))
+            out = dict(model.health(val, generator=g))
+        model.train(was_training)
+        if self.dist.main:
+            for warning in out.get("warnings", []):
+                tqdm.write(f"genlab: warning at step {step}: {warning}", file=sys.stderr)
+        return out
+
     # the loop -------------------------------------------------------------------------------
+    def nonfinite(self, name: str, value: float, step: int) -> RunError:
+        """The error that stops training when a logged value becomes NaN or infinite."""
+        last = checkpoint_dir(self.run_dir, "latest")
+        kept = f"the last good checkpoint ({last.name}) is kept" if last else "no checkpoint"
+        return RunError(
+            f"{name} became {value} at step {step + 1}: training stopped, {kept}; "
+            "lower train.lr or set train.grad_clip, then --resume or start again"
+        )
+
+    def custom_train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        """A family's own update (`train_step`): the loop sets each optimizer's learning rate
+        (its own peak rate shaped by the schedule), checks every returned value and keeps the
+        EMA; the family does its backward passes and optimizer steps."""
+        scale = lr_at(step, self.cfg, self.total_steps) / self.cfg.lr
+        rates = {}
+        for name, opt in self.optimizers.items():
+            for group, base in zip(opt.param_groups, self.base_lrs[name], strict=True):
+                group["lr"] = base * scale
+            rates[f"lr_{name}"] = opt.param_groups[0]["lr"]
+        with self.autocast():
+            out = self.model.train_step(batch, self.optimizers, step)
+        logged = {k: float(v) for k, v in out.items()}
+        for k, v in logged.items():
+            if not math.isfinite(v):
+                raise self.nonfinite(k, v, step)
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return logged | rates
+
     def train_step(self, step: int) -> dict[str, float]:
         torch.manual_seed(step_seed(self.cfg.seed, step, self.dist.rank))
         batch = self.to_device(self.data.batch("train", self.batch_indices(step)))
+        if self.custom_step:
+            return self.custom_train_step(batch, step)
         with self.autocast():
             out = self.net(batch)
         loss = out["loss"]
@@ -264,12 +342,7 @@ class Trainer:
             values /= self.dist.world
         logged = dict(zip(out, values.tolist(), strict=True))
         if not math.isfinite(logged["loss"]):
-            last = checkpoint_dir(self.run_dir, "latest")
-            kept = f"the last good checkpoint ({last.name}) is kept" if last else "no checkpoint"
-            raise RunError(
-                f"loss became {logged['loss']} at step {step + 1}: training stopped, {kept}; "
-                "lower train.lr or set train.grad_clip, then --resume or start again"
-            )
+            raise self.nonfinite("loss", logged["loss"], step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
@@ -321,13 +394,15 @@ class Trainer:
                 stop = False
                 if s.step % cfg.eval_every == 0 or s.step == self.total_steps:
                     val = self.evaluate()
-                    improved = val["loss"] < s.best_val
+                    health = self.health(s.step, val)
+                    # (an adversarial loss does not rank models: the latest counts as best)
+                    improved = val["loss"] < s.best_val or not self.model.validation_loss_ranks
                     if improved:
                         s.best_val, s.best_step, s.bad_evals = val["loss"], s.step, 0
                     else:
                         s.bad_evals += 1
                     stop = bool(cfg.patience) and s.bad_evals >= cfg.patience
-                    self.log({"step": s.step, "split": "val", **val, "early_stop": stop})
+                    self.log({"step": s.step, "split": "val", **val, **health, "early_stop": stop})
                     self.save(best=improved)
                     last_saved = s.step
                     if stop:

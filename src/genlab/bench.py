@@ -1,0 +1,358 @@
+"""`genlab bench`: several generative families side by side on the same data.
+
+Each family is trained on the same data, with the same seed, under the same wall-clock budget,
+then judged by the same metrics on the same number of samples drawn with the same seed:
+
+1. calibrate: a few optimizer steps of the family's configuration are timed (after two warm-up
+   steps, in a throw-away trainer), and the run's step count is sized so that its learning-rate
+   schedule ends when the budget does (90% of it: evaluations and checkpoints take the rest);
+2. train into DIR/runs/FAMILY with that step count, timing the whole training call;
+3. evaluate on the test split: the family's likelihood where it has one (genlab eval's numbers),
+   and the sample-quality figures of genlab.metrics.quality on `samples` generated images,
+   each next to the real-vs-real baseline; the sampling time per image is measured on them.
+
+Results go to DIR/comparison.md and DIR/comparison.json, with DIR/samples-FAMILY.png. A family
+whose result is already in DIR/runs/FAMILY/bench.json is not run again, and a family whose
+training was stopped (Ctrl-C) continues from its last checkpoint, its training time counted
+across both parts: an interrupted bench resumes with the same command.
+
+No family is named here: every registered generative family that handles images can take part.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab.config import apply_overrides
+from genlab.data import Split
+from genlab.errors import UsageError
+from genlab.io.checkpoint import checkpoint_dir, read_json, write_json_atomic
+from genlab.io.images import save_grid
+
+DEFAULT_FAMILIES = "vae,gan,pixelcnn"
+BUDGET_SHARE = 0.9
+"""Fraction of the budget given to optimizer steps; evaluations and checkpoints use the rest."""
+
+# rows of the comparison table: (key, label, format)
+ROWS = [
+    ("parameters", "parameters", "{:,}"),
+    ("steps", "training steps", "{:,}"),
+    ("train_seconds", "training time (s)", "{:.0f}"),
+    ("sample_ms_per_image", "sampling time (ms / image)", "{:.2f}"),
+    ("nll_nats", "test NLL (nats / image)", "{:.2f}"),
+    ("bits_per_dim", "test bits / dim", "{:.4f}"),
+    ("fd", "Frechet distance (cnn features)", "{:.3f}"),
+    ("kid", "KID (unbiased)", "{:.4f}"),
+    ("precision", "precision (k=3)", "{:.3f}"),
+    ("recall", "recall (k=3)", "{:.3f}"),
+    ("density", "density (k=5)", "{:.3f}"),
+    ("coverage", "coverage (k=5)", "{:.3f}"),
+    ("classes_covered", "classes covered", "{}"),
+    ("class_kl", "KL of class histogram from the data's (nats)", "{:.3f}"),
+    ("conditional_accuracy", "conditional accuracy", "{:.3f}"),
+    ("nn_distance", "nearest training image (feature distance)", "{:.3f}"),
+    ("memorization_ratio", "memorization ratio (< 1: closer than real)", "{:.3f}"),
+]
+
+
+def parse_families(text: str) -> list[str]:
+    """Family names from 'a,b,c', each a generative family of the registry."""
+    from genlab.registry import get_family
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--families needs at least one family, e.g. vae,gan,pixelcnn")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--families lists a family twice: {text}")
+    for name in names:
+        cls, _ = get_family(name)
+        if cls.discriminative:
+            raise UsageError(f"'{name}' is discriminative: the bench compares generative families")
+    return names
+
+
+def family_overrides(family: str, overrides: list[str]) -> list[str]:
+    """The --set entries for one family: `key=value` for all, `FAMILY:key=value` for one."""
+    from genlab.registry import get_family
+
+    mine = []
+    for item in overrides:
+        head, sep, rest = item.partition(":")
+        if sep and "=" not in head:  # FAMILY:key=value
+            get_family(head)
+            if head == family:
+                if rest.startswith("data."):
+                    raise UsageError(
+                        f"--set {item}: every family trains on the same data; set data.* for all"
+                    )
+                mine.append(rest)
+        else:
+            mine.append(item)
+    return mine
+
+
+def run_config(family: str, preset: str | None, overrides: list[str]) -> Any:
+    """The family's configuration: its preset of that name if it has one, then --set."""
+    from genlab.registry import default_config, get_family
+
+    _, presets = get_family(family)
+    base = default_config(family, preset if preset in presets else None)
+    return apply_overrides(base, family_overrides(family, overrides))
+
+
+def calibrate(family: str, cfg: Any, dataset: Any, steps: int = 10) -> float:
+    """Seconds per optimizer step of `family` with configuration `cfg` on `dataset`."""
+    from genlab.run import build_model
+    from genlab.train.loop import Trainer
+
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(family, cfg.model, dataset.info, dataset.files)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(model, dataset, cfg.train, Path(tmp), total_steps=steps + 2, quiet=True)
+        for step in range(2):  # warm-up: allocations, lazy initialization
+            trainer.train_step(step)
+        t0 = time.perf_counter()
+        for step in range(2, steps + 2):
+            trainer.train_step(step)
+        return (time.perf_counter() - t0) / steps
+
+
+def _train_family(
+    family: str,
+    run_dir: Path,
+    data: str,
+    *,
+    preset: str | None,
+    overrides: list[str],
+    budget_s: float,
+    dataset: Any,
+    seed: int,
+    calibration_steps: int,
+    quiet: bool,
+) -> dict[str, Any]:
+    """Train (or resume) one family's run for the budget; its steps and training seconds."""
+    import genlab
+
+    progress_file = run_dir / "bench-progress.json"
+    resumed = checkpoint_dir(run_dir, "latest") is not None
+    if resumed:
+        progress = read_json(progress_file, "bench progress") if progress_file.exists() else {}
+        before = progress.get("train_seconds", 0.0)
+        steps = read_json(run_dir / "config.json", "run config")["config"]["train"]["steps"]
+        _say(f"{family}: resuming the stopped run in {run_dir} (up to {steps} steps)")
+    else:
+        cfg = run_config(family, preset, [*overrides, f"train.seed={seed}"])
+        step_s = calibrate(family, cfg, dataset, calibration_steps)
+        steps = max(10, int(budget_s * BUDGET_SHARE / step_s))
+        before = 0.0
+        _say(
+            f"{family}: {1000 * step_s:.1f} ms per step -> {steps} steps in {budget_s / 60:.3g} min"
+        )
+    t0 = time.perf_counter()
+    try:
+        if resumed:
+            genlab.train(family, data, run_dir, resume=True, quiet=quiet)
+        else:
+            extra = [f"train.eval_every={max(1, steps // 4)}", "train.eval_batches=10"]
+            genlab.train(
+                family,
+                data,
+                run_dir,
+                preset=preset if preset in _presets(family) else None,
+                overrides=[*extra, *family_overrides(family, overrides)],
+                steps=steps,
+                seed=seed,
+                quiet=quiet,
+            )
+    except BaseException:  # Ctrl-C or an error: keep the time spent, for the resumed run
+        if checkpoint_dir(run_dir, "latest") is not None:
+            spent = before + time.perf_counter() - t0
+            write_json_atomic(progress_file, {"train_seconds": spent})
+        raise
+    return {"steps": steps, "train_seconds": before + time.perf_counter() - t0, "resumed": resumed}
+
+
+def _presets(family: str) -> dict:
+    from genlab.registry import get_family
+
+    return get_family(family)[1]
+
+
+def _say(text: str) -> None:
+    print(f"genlab bench: {text}", file=sys.stderr, flush=True)
+
+
+def bench(
+    data: str,
+    out: str | Path,
+    *,
+    families: list[str],
+    budget_minutes: float,
+    samples: int = 1000,
+    seed: int = 0,
+    preset: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    feature_steps: int = 2000,
+    calibration_steps: int = 10,
+    nll_examples: int = 0,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Train, sample and evaluate each family in `families` on `data` under the same budget;
+    writes OUT/comparison.md, OUT/comparison.json and OUT/samples-FAMILY.png, returns the
+    comparison (as in the JSON). `nll_examples` > 0 computes likelihoods on that many test
+    images only (the first ones) instead of the whole test split."""
+    import genlab
+    from genlab.metrics.evaluate import evaluate
+    from genlab.metrics.features import feature_extractor
+    from genlab.metrics.quality import generate, sample_quality
+
+    if budget_minutes <= 0:
+        raise UsageError(f"--budget-minutes must be positive; got {budget_minutes}")
+    if samples < 10:
+        raise UsageError(f"--samples must be at least 10; got {samples}")
+    out = Path(out)
+    overrides = list(overrides)
+    for family in families:  # every setting is checked before any training starts
+        run_config(family, preset, overrides)
+    settings = {
+        "data": data,
+        "families": families,
+        "budget_minutes": budget_minutes,
+        "samples": samples,
+        "seed": seed,
+        "preset": preset,
+        "overrides": overrides,
+        "feature_steps": feature_steps,
+        "nll_examples": nll_examples,
+    }
+
+    from genlab.run import build_model, load_data
+
+    dataset = load_data(run_config(families[0], preset, overrides), data)
+    if dataset.info.kind != "image":
+        raise UsageError(f"the bench compares image models; '{data}' is {dataset.info.kind} data")
+    for family in families:  # a family that cannot model these data says so before any training
+        build_model(family, run_config(family, preset, overrides).model, dataset.info)
+    settings_file = out / "bench-settings.json"
+    if settings_file.exists():
+        old = read_json(settings_file, "bench settings")
+        if {k: old.get(k) for k in settings if k != "families"} != {
+            k: v for k, v in settings.items() if k != "families"
+        }:
+            raise UsageError(
+                f"{out} holds a bench with other settings ({settings_file}); "
+                "choose another --out or repeat the same command to resume it"
+            )
+    write_json_atomic(settings_file, settings)
+
+    likelihood_data = dataset
+    if nll_examples > 0:  # the first test images only
+        test = dataset.splits["test"]
+        cut = Split(test.x[:nll_examples], None if test.y is None else test.y[:nll_examples])
+        likelihood_data = dataclasses.replace(dataset, splits={**dataset.splits, "test": cut})
+    extractor = feature_extractor(data, steps=feature_steps)
+    _say(
+        f"frozen cnn feature extractor ({feature_steps} steps): test accuracy "
+        f"{extractor.test_accuracy:.4f}"
+    )
+
+    results: dict[str, dict[str, Any]] = {}
+    real: dict[str, Any] = {}
+    for family in families:
+        run_dir = out / "runs" / family
+        done = run_dir / "bench.json"
+        if done.exists():
+            _say(f"{family}: reusing the finished result in {done}")
+            results[family] = read_json(done, "bench result")
+        else:
+            record = _train_family(
+                family,
+                run_dir,
+                data,
+                preset=preset,
+                overrides=overrides,
+                budget_s=60 * budget_minutes,
+                dataset=dataset,
+                seed=seed,
+                calibration_steps=calibration_steps,
+                quiet=quiet,
+            )
+            _say(f"{family}: trained {record['steps']} steps in {record['train_seconds']:.0f} s")
+            model = genlab.load(run_dir)
+            images, seconds = generate(model, samples, seed=seed)
+            metrics = evaluate(model, likelihood_data, "test", seed=seed, progress=not quiet)
+            quality = sample_quality(
+                model,
+                dataset,
+                samples=samples,
+                seed=seed,
+                feature_steps=feature_steps,
+                images=images,
+            )
+            record |= {
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "checkpoint": model.checkpoint,
+                "run_dir": str(run_dir),
+                "sample_ms_per_image": 1000 * seconds / samples,
+                **{k: v for k, v in metrics.items() if k not in ("split", "examples")},
+                **quality,
+            }
+            save_grid(images[:64], out / f"samples-{family}.png")
+            write_json_atomic(done, record)
+            results[family] = record
+        real = {k[: -len("_real")]: v for k, v in results[family].items() if k.endswith("_real")}
+
+    first = results[families[0]]
+    comparison = {
+        **settings,
+        "test_examples": len(likelihood_data.splits["test"]),
+        "feature_extractor": first["feature_extractor"],
+        "feature_extractor_test_accuracy": first["feature_extractor_test_accuracy"],
+        "real": real,
+        "families": results,
+    }
+    write_json_atomic(out / "comparison.json", comparison)
+    (out / "comparison.md").write_text(markdown(comparison))
+    return comparison
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return fmt.format(value)
+
+
+def markdown(comparison: dict[str, Any]) -> str:
+    """The comparison as a Markdown report: settings, then one table, a column per family."""
+    fams = comparison["families"]
+    names = list(fams)
+    lines = [
+        f"# genlab bench: {', '.join(names)} on {comparison['data']}",
+        "",
+        f"Each family trained for a budget of {comparison['budget_minutes']:g} min "
+        f"(seed {comparison['seed']}), then {comparison['samples']} samples drawn with seed "
+        f"{comparison['seed']}; likelihoods on the {comparison['test_examples']} test images. "
+        f"Features: the frozen in-house {comparison['feature_extractor']} (test accuracy "
+        f"{comparison['feature_extractor_test_accuracy']:.4f}). The 'real' column scores real "
+        "test images against the same training reference: the best a model can hope for.",
+        "",
+        "| metric | real (test vs train) | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for key, label, fmt in ROWS:
+        values = [fams[n].get(key) for n in names]
+        if all(v is None for v in values):
+            continue
+        real = comparison["real"].get(key)
+        cells = [_cell(real, fmt)] + [_cell(v, fmt) for v in values]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", *[f"![{n}](samples-{n}.png)" for n in names], ""]
+    return "\n".join(lines)

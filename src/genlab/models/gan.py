@@ -1,0 +1,393 @@
+"""Deep convolutional GAN (DCGAN, Radford et al. 2016), optionally class-conditional.
+
+Generator: z (+ class embedding) -> Linear -> [ConvTranspose 4x4 stride 2 -> BatchNorm -> ReLU]
+per entry of `channels` (reversed) -> ConvTranspose 4x4 stride 2 -> sigmoid: images in [0, 1].
+Discriminator: [Conv 4x4 stride 2 -> LeakyReLU(0.2)] per entry of `channels` -> Linear -> one
+logit; conditional models add the projection term <embed(y), h> (Miyato & Koyama 2018).
+`spectral_norm` normalizes every discriminator layer by its largest singular value (Miyato et
+al. 2018). No batch norm in the discriminator, so the WGAN-GP penalty stays per example.
+
+Losses (`loss`), with D(x) the discriminator's logit:
+- `nonsaturating` (Goodfellow et al. 2014): D minimizes softplus(-D(x)) + softplus(D(G(z))),
+  G minimizes softplus(-D(G(z))).
+- `hinge` (Lim & Ye 2017; Miyato et al. 2018): D minimizes relu(1 - D(x)) + relu(1 + D(G(z))),
+  G minimizes -D(G(z)).
+- `wgan-gp` (Gulrajani et al. 2017): D minimizes D(G(z)) - D(x) plus
+  gp_weight * (|grad D(x_hat)| - 1)^2 at random interpolates x_hat; G minimizes -D(G(z)).
+
+Training is adversarial, so the family owns `train_step` (one discriminator update, then one
+generator update per batch, each with its own Adam optimizer); the shared loop still schedules
+the learning rates, reseeds, checks for NaN, keeps the EMA and writes checkpoints. `loss(batch)`
+is the discriminator's loss on real images against the current generator's (used for
+validation and by the contract tests), with the generator's loss and the discriminator's
+accuracies on real and fake images logged beside it. A lower discriminator loss does not mean a
+better generator, so the trainer keeps the latest weights as `best` (`validation_loss_ranks`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from genlab.data import DataInfo
+from genlab.errors import DataError, UsageError
+from genlab.models.base import GenerativeModel
+
+
+@dataclass
+class Config:
+    latent_dim: int = 64
+    """Size of the generator's input noise z ~ N(0, I)."""
+    channels: list[int] = field(default_factory=lambda: [64, 128])
+    """Channels of the discriminator's stride-2 convolutions (the generator mirrors them)."""
+    conditional: bool = False
+    """Class-conditional generation (needs labelled data): `genlab sample RUN --class K`."""
+    loss: Literal["nonsaturating", "hinge", "wgan-gp"] = "nonsaturating"
+    """Adversarial loss (see the module docstring)."""
+    gp_weight: float = 10.0
+    """wgan-gp: weight of the gradient penalty (Gulrajani et al. 2017 use 10)."""
+    spectral_norm: bool = False
+    """Spectral normalization of every discriminator layer (Miyato et al. 2018)."""
+    g_lr: float = 2e-4
+    """Generator learning rate (Adam); train.warmup_steps and train.schedule shape it over time."""
+    d_lr: float = 2e-4
+    """Discriminator learning rate (Adam); TTUR (Heusel et al. 2017) sets it above g_lr."""
+    g_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    """Generator Adam betas (DCGAN: 0.5, 0.999)."""
+    d_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    """Discriminator Adam betas (WGAN-GP: 0.0, 0.9)."""
+    monitor_samples: int = 512
+    """Generated images classified by the frozen `cnn` at each evaluation for the class histogram
+    and the mode-collapse warning (labelled data only); 0 turns it off."""
+    monitor_classifier_steps: int = 2000
+    """Training steps of that frozen classifier (the cached one `genlab eval` uses by default)."""
+
+    def validate(self) -> None:
+        if self.latent_dim < 1 or not self.channels or min(self.channels) < 1:
+            raise UsageError(
+                "model.latent_dim and model.channels (each entry) must be positive; "
+                f"got {self.latent_dim}, {self.channels}"
+            )
+        for name in ("g_lr", "d_lr"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"model.{name} must be greater than 0; got {getattr(self, name)}")
+        for name in ("g_betas", "d_betas"):
+            betas = getattr(self, name)
+            if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+                raise UsageError(f"model.{name} takes two numbers in [0, 1); got {betas}")
+        if self.gp_weight < 0 or self.monitor_samples < 0 or self.monitor_classifier_steps < 1:
+            raise UsageError(
+                "model.gp_weight and model.monitor_samples must be 0 or more and "
+                "model.monitor_classifier_steps at least 1"
+            )
+
+
+class Generator(nn.Module):
+    """z (B, latent) [+ class embedding (B, latent)] -> images (B, C, H, W) in [0, 1]."""
+
+    def __init__(self, cfg: Config, shape: list[int], num_classes: int) -> None:
+        super().__init__()
+        c, h, w = shape
+        ups = len(cfg.channels)  # one stride-2 up-sampling per channel entry
+        self.bottom = (cfg.channels[-1], math.ceil(h / 2**ups), math.ceil(w / 2**ups))
+        self.shape = (c, h, w)
+        self.embed = nn.Embedding(num_classes, cfg.latent_dim) if num_classes else None
+        self.project = nn.Sequential(
+            nn.Linear(cfg.latent_dim, math.prod(self.bottom)),
+            nn.BatchNorm1d(math.prod(self.bottom)),
+            nn.ReLU(),
+        )
+        layers: list[nn.Module] = []
+        ch = cfg.channels[-1]
+        for out in reversed(cfg.channels[:-1]):
+            layers += [nn.ConvTranspose2d(ch, out, 4, 2, 1), nn.BatchNorm2d(out), nn.ReLU()]
+            ch = out
+        layers.append(nn.ConvTranspose2d(ch, c, 4, 2, 1))
+        self.ups = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if cond is not None:
+            z = z * cond  # multiplicative class conditioning of the noise
+        h = self.project(z).view(-1, *self.bottom)  # (B, C_last, h0, w0)
+        out = self.ups(h)  # (B, C, h0 * 2^L, w0 * 2^L)
+        _, height, width = self.shape
+        return torch.sigmoid(out[:, :, :height, :width])  # crop the up-sampling's overshoot
+
+
+class Discriminator(nn.Module):
+    """Images (B, C, H, W) in [0, 1] [+ labels] -> logits (B,)."""
+
+    def __init__(self, cfg: Config, shape: list[int], num_classes: int) -> None:
+        super().__init__()
+        norm = spectral_norm if cfg.spectral_norm else (lambda m: m)
+        c, h, w = shape
+        layers: list[nn.Module] = []
+        for out in cfg.channels:
+            layers += [norm(nn.Conv2d(c, out, 4, 2, 1)), nn.LeakyReLU(0.2)]
+            c, h, w = out, h // 2, w // 2
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        self.head = norm(nn.Linear(c * h * w, 1))
+        self.embed = norm(nn.Embedding(num_classes, c * h * w)) if num_classes else None
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.convs(x * 2 - 1)  # (B, C*H'*W')
+        logit = self.head(h).squeeze(1)  # (B,)
+        if self.embed is not None:  # projection discriminator
+            logit = logit + (self.embed(y) * h).sum(1)
+        return logit
+
+
+class GAN(GenerativeModel):
+    family = "gan"
+    description = (
+        "DCGAN, optionally class-conditional; nonsaturating, hinge or WGAN-GP loss; "
+        "spectral norm; sample-quality metrics"
+    )
+    validation_loss_ranks: ClassVar[bool] = False
+    Config = Config
+
+    def __init__(self, cfg: Config, info: DataInfo) -> None:
+        super().__init__(cfg, info)
+        self.require(kind="image", labels=cfg.conditional)
+        c, h, w = info.shape
+        if min(h, w) < 2 ** len(cfg.channels):
+            raise DataError(
+                f"'gan' halves {h}x{w} images {len(cfg.channels)} times (model.channels="
+                f"{cfg.channels}); use fewer entries in model.channels"
+            )
+        classes = info.num_classes if cfg.conditional else 0
+        self.generator = Generator(cfg, info.shape, classes)
+        self.discriminator = Discriminator(cfg, info.shape, classes)
+        self.grad_clip = 0.0
+
+    # the two players' losses ------------------------------------------------------------------
+    def _labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        return batch["y"] if self.cfg.conditional else None
+
+    def _noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn((n, self.cfg.latent_dim), generator=generator, device=self.device)
+
+    def _generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """The generator's images (B, C, H, W) for noise z and labels y (None: unconditional)."""
+        return self.generator(z, None if y is None else self.generator.embed(y))
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """The discriminator's adversarial loss from its logits on real and fake images."""
+        if self.cfg.loss == "nonsaturating":
+            return F.softplus(-real).mean() + F.softplus(fake).mean()
+        if self.cfg.loss == "hinge":
+            return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+        return fake.mean() - real.mean()  # wgan-gp: the negative Wasserstein estimate
+
+    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        """The generator's loss from the discriminator's logits on its images."""
+        if self.cfg.loss == "nonsaturating":
+            return F.softplus(-fake).mean()
+        return -fake.mean()
+
+    def gradient_penalty(
+        self, x: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
+    ) -> torch.Tensor:
+        """mean (|grad_x D(x_hat)| - 1)^2 at random points between real and fake images."""
+        eps = torch.rand((x.shape[0], 1, 1, 1), device=x.device)
+        x_hat = (eps * x + (1 - eps) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(
+            self.discriminator(x_hat, y).sum(), x_hat, create_graph=True
+        )  # (B, C, H, W)
+        return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+    @staticmethod
+    def _accuracies(real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """How often the discriminator calls real images real (logit > 0) and fakes fake."""
+        return {
+            "d_real_acc": (real > 0).float().mean(),
+            "d_fake_acc": (fake < 0).float().mean(),
+        }
+
+    # contract ---------------------------------------------------------------------------------
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The discriminator's loss on `batch` against the current generator ("loss"), the
+        generator's loss and the discriminator's accuracies; no gradient reaches the generator."""
+        x, y = batch["x"], self._labels(batch)
+        fake = self._generate(self._noise(x.shape[0]), y).detach()
+        d_real, d_fake = self.discriminator(x, y), self.discriminator(fake, y)
+        return {
+            "loss": self.d_loss(d_real, d_fake),
+            "g_loss": self.g_loss(d_fake).detach(),
+            **self._accuracies(d_real.detach(), d_fake.detach()),
+        }
+
+    def configure_optimizers(self, train_cfg: Any) -> dict[str, torch.optim.Optimizer]:
+        """One Adam per player, with the model's own learning rates and betas."""
+        self.grad_clip = train_cfg.grad_clip
+        c = self.cfg
+        return {
+            "generator": torch.optim.Adam(
+                self.generator.parameters(), lr=c.g_lr, betas=tuple(c.g_betas)
+            ),
+            "discriminator": torch.optim.Adam(
+                self.discriminator.parameters(), lr=c.d_lr, betas=tuple(c.d_betas)
+            ),
+        }
+
+    def _update(self, loss: torch.Tensor, net: nn.Module, opt: torch.optim.Optimizer) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
+        opt.step()
+
+    def train_step(
+        self,
+        batch: dict[str, torch.Tensor],
+        optimizers: dict[str, torch.optim.Optimizer],
+        step: int,
+    ) -> dict[str, torch.Tensor]:
+        """One discriminator update, then one generator update, on one batch."""
+        x, y = batch["x"], self._labels(batch)
+        z = self._noise(x.shape[0])
+        # 1. discriminator: real images up, the generator's (fixed) images down
+        fake = self._generate(z, y).detach()  # (B, C, H, W)
+        d_real, d_fake = self.discriminator(x, y), self.discriminator(fake, y)
+        d_loss = self.d_loss(d_real, d_fake)
+        out = {"loss": d_loss.detach(), **self._accuracies(d_real.detach(), d_fake.detach())}
+        if self.cfg.loss == "wgan-gp":
+            gp = self.gradient_penalty(x, fake, y)
+            d_loss = d_loss + self.cfg.gp_weight * gp
+            out["gp"] = gp.detach()
+        self._update(d_loss, self.discriminator, optimizers["discriminator"])
+        # 2. generator: make the (just updated) discriminator call its images real
+        self.discriminator.requires_grad_(False)  # its gradients would be thrown away
+        try:
+            g_loss = self.g_loss(self.discriminator(self._generate(z, y), y))
+            self._update(g_loss, self.generator, optimizers["generator"])
+        finally:
+            self.discriminator.requires_grad_(True)
+        return out | {"g_loss": g_loss.detach()}
+
+    # training health --------------------------------------------------------------------------
+    @torch.no_grad()
+    def health(
+        self, val: dict[str, float], *, generator: torch.Generator | None = None
+    ) -> dict[str, Any]:
+        """Figures and warnings for an evaluation: the class histogram of generated images under
+        the frozen `cnn` (mode collapse) and whether the discriminator has won (divergence)."""
+        out: dict[str, Any] = {}
+        warnings: list[str] = []
+        real_acc, fake_acc = val.get("d_real_acc", 0.0), val.get("d_fake_acc", 0.0)
+        if real_acc >= 0.98 and fake_acc >= 0.98:
+            warnings.append(
+                f"training is diverging: the discriminator tells real from generated images "
+                f"apart {100 * real_acc:.0f}% / {100 * fake_acc:.0f}% of the time, so the "
+                "generator gets no useful gradient (generator loss "
+                f"{val.get('g_loss', float('nan')):.3g}); try model.loss=hinge, "
+                "model.spectral_norm=true or a lower model.d_lr"
+            )
+        if self.cfg.monitor_samples and self.info.task == "classification":
+            from genlab.metrics.features import feature_extractor
+            from genlab.metrics.quality import class_coverage
+
+            classifier = self.__dict__.get("_classifier")
+            if classifier is None:  # kept out of the module tree, so out of checkpoints
+                classifier = feature_extractor(
+                    self.info.source, steps=self.cfg.monitor_classifier_steps
+                )
+                object.__setattr__(self, "_classifier", classifier)
+            classifier = classifier.to(self.device)
+            images = self.sample(self.cfg.monitor_samples, generator=generator)
+            pred = classifier.predict(images).argmax(-1).cpu()
+            cov = class_coverage(pred, self.info.num_classes)
+            out["class_histogram"] = cov["histogram"]
+            out["classes_covered"] = cov["classes_covered"]
+            top = max(range(len(cov["histogram"])), key=lambda k: cov["histogram"][k])
+            share = cov["histogram"][top]
+            k = self.info.num_classes
+            if cov["classes_covered"] <= k // 2 or share >= min(0.9, 3 / k):
+                name = self.info.class_names[top] if self.info.class_names else str(top)
+                warnings.append(
+                    f"mode collapse: {100 * share:.0f}% of {len(pred)} generated images look "
+                    f"like class '{name}' to the frozen classifier (a fair share is "
+                    f"{100 / k:.0f}%) and {cov['classes_covered']} of {k} classes appear"
+                )
+        if warnings:
+            out["warnings"] = warnings
+        return out
+
+    # sampling ---------------------------------------------------------------------------------
+    def _sample_labels(
+        self, n: int, class_label: int | None, generator: torch.Generator | None
+    ) -> torch.Tensor | None:
+        if not self.cfg.conditional:
+            if class_label is not None:
+                raise UsageError(
+                    "this GAN is unconditional: --class needs a run trained with "
+                    "--set model.conditional=true"
+                )
+            return None
+        k = self.info.num_classes
+        if class_label is None:  # a uniform draw of classes
+            return torch.randint(k, (n,), generator=generator, device=self.device)
+        if not 0 <= class_label < k:
+            raise UsageError(f"--class must be between 0 and {k - 1}; got {class_label}")
+        return torch.full((n,), class_label, device=self.device, dtype=torch.long)
+
+    def prior(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n latent codes from N(0, I): (n, latent_dim); conditional models append the class
+        embedding of a uniformly drawn class, (n, 2 * latent_dim), so that interpolations
+        morph between classes too."""
+        z = self._noise(n, generator)
+        y = self._sample_labels(n, None, generator)
+        return z if y is None else torch.cat([z, self.generator.embed(y)], dim=1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The generator's images (B, C, H, W) in [0, 1] for latent codes z from `prior`."""
+        if self.cfg.conditional:
+            noise, cond = z.chunk(2, dim=1)
+            return self.generator(noise, cond)
+        return self.generator(z)
+
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        class_label: int | None = None,
+    ) -> torch.Tensor:
+        """n images (n, C, H, W) in [0, 1] from z ~ N(0, temperature^2 I); conditional models
+        draw the classes uniformly unless `class_label` is given."""
+        if temperature <= 0:
+            raise UsageError(f"--temperature must be positive; got {temperature}")
+        z = self._noise(n, generator) * temperature
+        return self._generate(z, self._sample_labels(n, class_label, generator))
+
+
+def mnist_preset(run):
+    """28x28 digits: the DCGAN recipe (Adam 2e-4, betas 0.5/0.999, constant rate), EMA of G."""
+    run.model.latent_dim = 64
+    run.model.channels = [64, 128]
+    run.train.batch_size = 64
+    run.train.schedule = "constant"
+    run.train.grad_clip = 0.0
+    run.train.ema_decay = 0.999
+    run.train.eval_every = 1000
+    run.train.eval_batches = 10
+    return run
+
+
+def wgan_preset(run):
+    """WGAN-GP with spectral norm off, TTUR learning rates and betas (0, 0.9)."""
+    run = mnist_preset(run)
+    run.model.loss = "wgan-gp"
+    run.model.g_lr, run.model.d_lr = 1e-4, 3e-4
+    run.model.g_betas, run.model.d_betas = [0.0, 0.9], [0.0, 0.9]
+    return run
+
+
+PRESETS = {"mnist": mnist_preset, "wgan": wgan_preset}

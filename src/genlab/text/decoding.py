@@ -1,0 +1,113 @@
+"""Autoregressive decoding, separate from the networks that produce the logits.
+
+A network hands decoding a *stepper*: `start(ids)` reads the prompt and returns the logits of
+the next token, `advance(token)` appends one token and returns the logits after it. The loop
+below picks tokens (temperature, top-k, nucleus/top-p, or greedy) until it has enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+
+from genlab.errors import UsageError
+
+
+class Stepper(Protocol):
+    def start(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T0) prompt ids -> (B, V) logits of the next token."""
+        ...
+
+    def advance(self, token: torch.Tensor) -> torch.Tensor:
+        """(B,) ids just chosen -> (B, V) logits of the token after them."""
+        ...
+
+
+def check_options(
+    *,
+    max_new_tokens: int = 0,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> None:
+    """One-line UsageErrors for sampling options that cannot work."""
+    if max_new_tokens < 0:
+        raise UsageError(f"--max-new-tokens must be 0 or more; got {max_new_tokens}")
+    if not temperature > 0:
+        raise UsageError(f"--temperature must be positive; got {temperature}")
+    if top_k is not None and top_k <= 0:
+        raise UsageError(f"--top-k must be a positive number of tokens; got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise UsageError(f"--top-p must be in (0, 1]; got {top_p}")
+
+
+def filter_logits(
+    logits: torch.Tensor, *, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """(B, V) logits with every token outside the top-k / the top-p nucleus set to -inf."""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        before = probs.cumsum(-1) - probs  # mass of the tokens ranked above each token
+        drop_sorted = before >= top_p  # the top token is always kept (before = 0)
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def next_token(
+    logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(B, V) logits -> (B,) chosen ids: the argmax when greedy, else a draw."""
+    if greedy:
+        return logits.argmax(-1)
+    logits = filter_logits(logits.float() / temperature, top_k=top_k, top_p=top_p)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+@torch.inference_mode()
+def generate(
+    stepper: Stepper,
+    ids: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+    on_token: Callable[[torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """(B, T0) prompt ids -> (B, T0 + max_new_tokens) ids; `on_token` sees each (B,) step."""
+    check_options(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p)
+    if max_new_tokens == 0:
+        return ids
+    new = []
+    logits = stepper.start(ids)
+    for i in range(max_new_tokens):
+        token = next_token(
+            logits,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            greedy=greedy,
+            generator=generator,
+        )
+        new.append(token)
+        if on_token is not None:
+            on_token(token)
+        if i + 1 < max_new_tokens:
+            logits = stepper.advance(token)
+    return torch.cat([ids, torch.stack(new, dim=1)], dim=1)

@@ -1,0 +1,190 @@
+"""The GAN family: its own train_step inside the generic loop, losses, conditioning, health
+warnings, EMA sampling and the command line."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+import torch
+
+import genlab
+from conftest import FEATURE_STEPS, run_cli, tiny_overrides
+from genlab.config import apply_overrides
+from genlab.data import load_dataset
+from genlab.errors import UsageError
+from genlab.io.checkpoint import load_optimizer_state
+from genlab.registry import FAMILIES, TrainConfig, default_config
+from genlab.run import build_model
+from genlab.train import loop as training_loop
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def tiny_gan(data, *extra: str):
+    cfg = apply_overrides(default_config("gan"), tiny_overrides("gan", *extra))
+    torch.manual_seed(0)
+    return build_model("gan", cfg.model, data.info)
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def test_one_step_changes_both_networks_and_the_loop_names_no_family(digits):
+    model = tiny_gan(digits)
+    opts = model.configure_optimizers(TrainConfig(grad_clip=0.0))
+    assert set(opts) == {"generator", "discriminator"}
+    g0, d0 = snapshot(model.generator), snapshot(model.discriminator)
+    out = model.train_step(digits.batch("train", torch.arange(32)), opts, 0)
+    assert {"loss", "g_loss", "d_real_acc", "d_fake_acc"} <= set(out)
+    for before, net in ((g0, model.generator), (d0, model.discriminator)):
+        after = snapshot(net)
+        changed = [k for k in before if not torch.equal(before[k], after[k])]
+        assert changed == list(before), f"unchanged: {set(before) - set(changed)}"
+    # the one training loop reaches this only through the generic train_step hook
+    source = inspect.getsource(training_loop)
+    for name in FAMILIES:
+        assert f'"{name}"' not in source and f"'{name}'" not in source
+    assert "discriminator" not in source and "g_loss" not in source
+
+
+@pytest.mark.parametrize(
+    ("fixed", "moving", "falls"),
+    [("g_lr", "d_lr", "loss"), ("d_lr", "g_lr", "g_loss")],
+)
+def test_steps_on_a_fixed_batch_move_each_loss_the_right_way(digits, fixed, moving, falls):
+    """With one player (almost) frozen, the other's steps lower its own loss on a fixed batch."""
+    model = tiny_gan(digits, f"model.{fixed}=1e-9", f"model.{moving}=2e-3")
+    opts = model.configure_optimizers(TrainConfig(grad_clip=0.0))
+    batch = digits.batch("train", torch.arange(32))
+    losses = []
+    for step in range(8):
+        torch.manual_seed(1)  # the same noise every step
+        losses.append(float(model.train_step(batch, opts, step)[falls]))
+    assert losses[-1] < losses[0], losses
+    if falls == "loss":  # the discriminator also gets better at telling them apart
+        torch.manual_seed(1)
+        acc = model.loss(batch)
+        assert float(acc["d_real_acc"] + acc["d_fake_acc"]) > 1.0
+
+
+@pytest.mark.parametrize("loss", ["hinge", "wgan-gp"])
+def test_other_losses_and_spectral_norm(digits, loss):
+    model = tiny_gan(digits, f"model.loss={loss}", "model.spectral_norm=true")
+    opts = model.configure_optimizers(TrainConfig(grad_clip=0.0))
+    batch = digits.batch("train", torch.arange(32))
+    for step in range(3):
+        out = model.train_step(batch, opts, step)
+    assert all(torch.isfinite(v) for v in out.values())
+    assert ("gp" in out) == (loss == "wgan-gp")
+    if loss == "wgan-gp":
+        assert float(out["gp"]) >= 0
+    # every discriminator layer is divided by its largest singular value: the norm is about 1
+    for _ in range(30):  # power iterations run in training-mode passes
+        model.discriminator(batch["x"])
+    conv = model.discriminator.convs[0]
+    sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+    assert float(sigma) == pytest.approx(1.0, abs=0.05)
+
+
+def test_conditional_sampling_and_bad_classes(digits):
+    model = tiny_gan(digits, "model.conditional=true").eval()
+    g = torch.Generator().manual_seed(0)
+    a = model.sample(4, generator=g, class_label=3)
+    assert a.shape == (4, 1, 8, 8)
+    b = model.sample(4, generator=torch.Generator().manual_seed(0), class_label=5)
+    assert not torch.equal(a, b)  # same noise, another class
+    with pytest.raises(UsageError, match="between 0 and 9"):
+        model.sample(2, class_label=10)
+    with pytest.raises(UsageError, match="unconditional"):
+        tiny_gan(digits).eval().sample(2, class_label=1)
+    # interpolation latents carry the class embedding: (n, 2 * latent_dim)
+    z = model.prior(3, generator=g)
+    assert z.shape == (3, 16) and model.decode(z).shape == (3, 1, 8, 8)
+
+
+def test_health_warns_of_mode_collapse_and_divergence(digits, monkeypatch):
+    model = tiny_gan(digits, "model.monitor_samples=64").eval()
+
+    class OnlySevens(torch.nn.Module):
+        def predict(self, x):
+            return torch.nn.functional.one_hot(torch.full((len(x),), 7), 10).float()
+
+    object.__setattr__(model, "_classifier", OnlySevens())
+    out = model.health({"d_real_acc": 1.0, "d_fake_acc": 0.99, "g_loss": 9.0})
+    assert out["classes_covered"] == 1 and out["class_histogram"][7] == 1.0
+    collapse, diverging = sorted(out["warnings"], key=lambda w: not w.startswith("mode"))
+    assert collapse.startswith("mode collapse") and "'7'" in collapse
+    assert diverging.startswith("training is diverging")
+    balanced = model.health({"d_real_acc": 0.6, "d_fake_acc": 0.7})
+    assert "training is diverging" not in " ".join(balanced.get("warnings", []))
+
+
+def test_trained_in_the_loop_with_health_and_two_optimizers(tmp_path, feature_cache, capsys):
+    extra = [
+        "model.monitor_samples=40",
+        f"model.monitor_classifier_steps={FEATURE_STEPS}",
+        "train.ema_decay=0.9",
+    ]
+    run = genlab.train(
+        "gan", "digits", tmp_path / "gan", overrides=tiny_overrides("gan", *extra), steps=6
+    )
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["split"] == "train"]
+    val = [r for r in rows if r["split"] == "val"]
+    assert {"loss", "g_loss", "d_real_acc", "d_fake_acc", "lr_generator"} <= set(train[0])
+    assert len(val) == 2 and all(len(r["class_histogram"]) == 10 for r in val)
+    assert all(sum(r["class_histogram"]) == pytest.approx(1.0, abs=1e-4) for r in val)
+    state = load_optimizer_state(run / "checkpoints" / "latest" / "optimizer.pt")
+    assert set(state) == {"generator", "discriminator"}
+    # best = latest for an adversarial loss; sampling uses the EMA weights by default
+    assert (run / "checkpoints" / "best").resolve() == (run / "checkpoints" / "latest").resolve()
+    g = torch.Generator().manual_seed(0)
+    ema = genlab.load(run).sample(4, generator=g)
+    raw = genlab.load(run, ema=False).sample(4, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(ema, raw)
+    if any("warnings" in r for r in val):  # an untrained GAN may well collapse: it says so
+        assert "genlab: warning at step" in capsys.readouterr().err
+
+
+def test_command_line_interpolation_classes_and_sample_quality(tmp_path, feature_cache):
+    run = tmp_path / "cgan"
+    genlab.train(
+        "gan",
+        "digits",
+        run,
+        overrides=tiny_overrides("gan", "model.conditional=true"),
+        steps=4,
+        quiet=True,
+    )
+    r = run_cli(
+        "sample", str(run), "-n", "2", "--interpolate", "5", "--out", str(tmp_path / "i.png")
+    )
+    assert r.returncode == 0, r.stderr
+    assert "10 images" in r.stdout and (tmp_path / "i.png").exists()
+    r = run_cli("sample", str(run), "-n", "3", "--class", "7", "--out", str(tmp_path / "s.npy"))
+    assert r.returncode == 0, r.stderr
+    r = run_cli(
+        "eval", str(run), "--samples", "40", "--feature-steps", str(FEATURE_STEPS), "--json",
+        str(tmp_path / "e.json"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "(real test vs train:" in r.stdout
+    metrics = json.loads((tmp_path / "e.json").read_text())
+    for key in ("fd", "kid", "precision", "recall", "classes_covered", "conditional_accuracy"):
+        assert key in metrics and f"{key}_real" in metrics
+    assert metrics["samples"] == 40 and metrics["sample_seed"] == 0
+
+
+def test_a_diverging_value_stops_training_with_one_line(tmp_path, monkeypatch):
+    from genlab.errors import RunError
+    from genlab.models.gan import GAN
+
+    monkeypatch.setattr(GAN, "g_loss", lambda self, fake: fake.mean() * float("inf"))
+    with pytest.raises(RunError, match="g_loss became (inf|-inf|nan) at step 1"):
+        genlab.train("gan", "digits", tmp_path / "g", overrides=tiny_overrides("gan"), steps=3)

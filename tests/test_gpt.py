@@ -1,0 +1,188 @@
+"""GPT: the key/value cache against plain recomputation, the sliding context, sampling options,
+Sparse Transformer attention patterns, freezing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genlab.data import DataInfo
+from genlab.errors import UsageError
+from genlab.models.gpt import GPT, Config, attention_mask
+from genlab.text import train_tokenizer
+from genlab.text.decoding import filter_logits
+
+VOCAB = "abcdefghijklmnopqrstuvwxyz .\n"
+
+
+def make_gpt(**kw) -> GPT:
+    cfg = Config(**{"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 16, **kw})
+    info = DataInfo(
+        source="t", kind="text", shape=[cfg.block_size], levels=0, num_classes=0, task="none",
+        vocab_size=len(VOCAB),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = GPT(cfg, info).eval()
+    model.tokenizer = train_tokenizer("char", [VOCAB], vocab_size=0)
+    return model
+
+
+def run_steps(model: GPT, prompt: torch.Tensor, steps: int, cached: bool, forced=None):
+    """Decoding through a stepper, greedy or feeding the `forced` (B, steps) tokens; each step's
+    logits and the context they were predicted from."""
+    stepper = model.stepper(cached)
+    logits, contexts, ids = [], [], prompt
+    with torch.no_grad():
+        out = stepper.start(prompt)
+        for step in range(steps):
+            logits.append(out)
+            contexts.append(stepper.context().clone())
+            token = out.argmax(-1) if forced is None else forced[:, step]
+            ids = torch.cat([ids, token[:, None]], dim=1)
+            out = stepper.advance(token)
+    return ids, logits, contexts
+
+
+@pytest.mark.parametrize("attention", ["dense", "local", "strided"])
+def test_cached_and_uncached_greedy_decoding_agree_within_the_context(attention):
+    model = make_gpt(attention=attention, window=4)
+    prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    steps = model.cfg.block_size - prompt.shape[1]  # fills the context exactly
+    ids_c, logits_c, _ = run_steps(model, prompt, steps, cached=True)
+    ids_u, logits_u, _ = run_steps(model, prompt, steps, cached=False)
+    assert torch.equal(ids_c, ids_u)
+    for a, b in zip(logits_c, logits_u, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    # and on varied text: random tokens fed through both paths
+    forced = torch.randint(0, len(VOCAB), (2, steps), generator=torch.Generator().manual_seed(1))
+    _, logits_c, _ = run_steps(model, prompt, steps, cached=True, forced=forced)
+    _, logits_u, _ = run_steps(model, prompt, steps, cached=False, forced=forced)
+    for a, b in zip(logits_c, logits_u, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_past_the_context_every_token_sees_at_most_block_size_tokens():
+    model = make_gpt()
+    size = model.cfg.block_size
+    prompt = torch.tensor([[1, 2, 3]])
+    forced = torch.randint(0, len(VOCAB), (1, 4 * size), generator=torch.Generator().manual_seed(2))
+    ids, logits, contexts = run_steps(model, prompt, 4 * size, cached=True, forced=forced)
+    stepper = model.stepper(True)
+    for step, (out, ctx) in enumerate(zip(logits, contexts, strict=True)):
+        end = prompt.shape[1] + step  # tokens known when this step's logits were computed
+        assert 1 <= ctx.shape[1] <= size
+        assert torch.equal(ctx, ids[:, end - ctx.shape[1] : end])  # the most recent tokens
+        with torch.no_grad():  # the same logits as a plain forward pass on that context
+            torch.testing.assert_close(out, model.logits(ctx)[:, -1], atol=1e-5, rtol=0)
+    # the cache is rebuilt, never grown: it holds at most block_size positions
+    stepper.start(prompt)
+    for t in ids[0, 3:].tolist():
+        stepper.advance(torch.tensor([t]))
+        assert stepper.cache.length <= size and stepper.cache.k.shape[3] == size
+    # the uncached path slides: every step reads the last block_size tokens
+    _, logits_u, contexts_u = run_steps(model, prompt, 4 * size, cached=False)
+    assert max(c.shape[1] for c in contexts_u) == size
+
+
+def test_a_prompt_longer_than_the_context_is_cropped():
+    model = make_gpt()
+    prompt = "the quick brown fox jumps over the lazy dog. " * 3  # 135 characters > 16
+    text = model.sample(1, prompt=prompt, max_new_tokens=5, top_k=1)[0]
+    assert text.startswith(prompt) and len(text) == len(prompt) + 5
+    ids = torch.tensor([model.tokenizer.encode(prompt)])
+    with torch.no_grad():
+        first = model.logits(ids[:, -16:])[0, -1].argmax().item()
+    assert text[len(prompt)] == model.tokenizer.decode([first])
+
+
+def test_zero_new_tokens_returns_the_prompt_and_top_k_1_is_greedy():
+    model = make_gpt()
+    assert model.sample(2, prompt="hello", max_new_tokens=0) == ["hello", "hello"]
+    g = torch.Generator().manual_seed(0)
+    drawn = model.sample(1, prompt="abc", max_new_tokens=30, top_k=1, generator=g)[0]
+    ids = torch.tensor([model.tokenizer.encode("abc")])
+    greedy = model.generate_ids(ids, 30, greedy=True)[0, 3:].tolist()
+    assert drawn == "abc" + model.tokenizer.decode(greedy)
+
+
+def test_streaming_gives_the_same_text_piece_by_piece():
+    model = make_gpt()
+    pieces = []
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    text = model.sample(1, prompt="ab", max_new_tokens=40, generator=g1, stream=pieces.append)
+    assert "".join(pieces) == text[0]
+    assert model.sample(1, prompt="ab", max_new_tokens=40, generator=g2) == text
+    assert len(pieces) > 10  # streamed as generated, not at the end
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"temperature": 0.0}, "--temperature must be positive"),
+        ({"temperature": -1.0}, "--temperature must be positive"),
+        ({"top_k": 0}, "--top-k must be a positive"),
+        ({"top_p": 0.0}, r"--top-p must be in \(0, 1\]"),
+        ({"top_p": 1.5}, r"--top-p must be in \(0, 1\]"),
+        ({"max_new_tokens": -1}, "--max-new-tokens must be 0 or more"),
+        ({"prompt": "Hello"}, r"never seen: 'H'"),
+    ],
+)
+def test_bad_sampling_options_are_usage_errors(options, message):
+    with pytest.raises(UsageError, match=message):
+        make_gpt().sample(1, **options)
+
+
+def test_top_k_and_top_p_keep_the_likeliest_tokens():
+    logits = torch.log(torch.tensor([[0.5, 0.2, 0.15, 0.1, 0.05]]))
+    kept = torch.isfinite(filter_logits(logits, top_k=2))
+    assert kept.tolist() == [[True, True, False, False, False]]
+    kept = torch.isfinite(filter_logits(logits, top_p=0.8))  # 0.5 + 0.2 < 0.8 <= 0.85
+    assert kept.tolist() == [[True, True, True, False, False]]
+    kept = torch.isfinite(filter_logits(logits, top_p=0.3))  # the top token is always kept
+    assert kept.tolist() == [[True, False, False, False, False]]
+
+
+def test_sparse_masks_are_the_fixed_patterns_of_child_et_al():
+    pos = torch.arange(12)
+    for kind in ("local", "strided"):
+        mask = attention_mask(kind, 4, pos, pos)
+        for i in range(12):
+            for j in range(12):
+                local = 0 <= i - j < 4
+                strided = j <= i and (i - j) % 4 == 0
+                want = local if kind == "local" else local or strided
+                assert bool(mask[i, j]) == want, (kind, i, j)
+
+
+@pytest.mark.parametrize("attention", ["local", "strided"])
+def test_a_position_only_depends_on_the_tokens_its_pattern_allows(attention):
+    model = make_gpt(n_layer=1, attention=attention, window=4)  # one layer: no indirect paths
+    ids = torch.randint(0, len(VOCAB), (1, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        base = model.logits(ids)[0]
+    i = 13
+    allowed = attention_mask(attention, 4, torch.arange(16), torch.arange(16))[i]
+    for j in range(i):
+        changed = ids.clone()
+        changed[0, j] = (ids[0, j] + 1) % len(VOCAB)
+        with torch.no_grad():
+            moved = not torch.allclose(model.logits(changed)[0, i], base[i], atol=1e-6)
+        assert moved == bool(allowed[j]), (attention, j)
+
+
+def test_freeze_stops_training_the_embeddings_and_the_first_blocks():
+    model = make_gpt(n_layer=3)
+    model.freeze(2)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert "tok_emb.weight" in frozen and "pos_emb.weight" in frozen
+    assert all(n.split(".")[1] in ("0", "1") for n in frozen if n.startswith("blocks."))
+    assert any(n.startswith("blocks.2.") for n, p in model.named_parameters() if p.requires_grad)
+    with pytest.raises(UsageError, match="between 0 and model.n_layer"):
+        model.freeze(4)
+
+
+def test_bad_model_settings_are_usage_errors():
+    with pytest.raises(UsageError, match="must divide by model.n_head"):
+        Config(n_embd=30, n_head=4).validate()
+    with pytest.raises(UsageError, match="model.block_size must be at least 1"):
+        Config(block_size=0).validate()
