@@ -61,6 +61,30 @@ class GenerativeModel(nn.Module):
             )
         raise NotImplementedError
 
+    def sample_labels(
+        self,
+        n: int,
+        class_label: int | None,
+        generator: torch.Generator | None,
+        *,
+        conditional: bool,
+    ) -> torch.Tensor | None:
+        """Class labels (n,) for conditional sampling: all `class_label`, or drawn uniformly;
+        None for an unconditional model, which refuses a class with a UsageError."""
+        if not conditional:
+            if class_label is not None:
+                raise UsageError(
+                    f"this '{self.family}' run is unconditional: --class needs a run trained "
+                    "with --set model.conditional=true on labelled data"
+                )
+            return None
+        k = self.info.num_classes
+        if class_label is None:  # a uniform draw of classes
+            return torch.randint(k, (n,), generator=generator, device=self.device)
+        if not 0 <= class_label < k:
+            raise UsageError(f"--class must be between 0 and {k - 1}; got {class_label}")
+        return torch.full((n,), class_label, dtype=torch.long, device=self.device)
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device

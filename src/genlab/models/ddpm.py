@@ -213,11 +213,7 @@ class DDPM(GenerativeModel):
         return sampler, timesteps, eta, scale
 
     def _labels(self, n, class_label, generator) -> torch.Tensor | None:
-        if not self.num_classes:
-            return None
-        if class_label is not None:
-            return torch.full((n,), class_label, dtype=torch.long, device=self.device)
-        return torch.randint(0, self.num_classes, (n,), generator=generator, device=self.device)
+        return self.sample_labels(n, class_label, generator, conditional=bool(self.num_classes))
 
     @torch.no_grad()
     def sample(

@@ -323,19 +323,7 @@ class GAN(GenerativeModel):
     def _sample_labels(
         self, n: int, class_label: int | None, generator: torch.Generator | None
     ) -> torch.Tensor | None:
-        if not self.cfg.conditional:
-            if class_label is not None:
-                raise UsageError(
-                    "this GAN is unconditional: --class needs a run trained with "
-                    "--set model.conditional=true"
-                )
-            return None
-        k = self.info.num_classes
-        if class_label is None:  # a uniform draw of classes
-            return torch.randint(k, (n,), generator=generator, device=self.device)
-        if not 0 <= class_label < k:
-            raise UsageError(f"--class must be between 0 and {k - 1}; got {class_label}")
-        return torch.full((n,), class_label, device=self.device, dtype=torch.long)
+        return self.sample_labels(n, class_label, generator, conditional=self.cfg.conditional)
 
     def prior(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """n latent codes from N(0, I): (n, latent_dim); conditional models append the class

@@ -277,19 +277,7 @@ class PixelCNN(GenerativeModel):
         return canvas
 
     def _sample_labels(self, n: int, class_label: int | None, generator) -> torch.Tensor | None:
-        if not self.cfg.conditional:
-            if class_label is not None:
-                raise UsageError(
-                    "this PixelCNN is unconditional: --class needs a run trained with "
-                    "--set model.conditional=true"
-                )
-            return None
-        k = self.info.num_classes
-        if class_label is None:
-            return torch.randint(k, (n,), generator=generator, device=self.device)
-        if not 0 <= class_label < k:
-            raise UsageError(f"--class must be between 0 and {k - 1}; got {class_label}")
-        return torch.full((n,), class_label, dtype=torch.long, device=self.device)
+        return self.sample_labels(n, class_label, generator, conditional=self.cfg.conditional)
 
     @torch.no_grad()
     def sample(
