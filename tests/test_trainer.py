@@ -354,3 +354,9 @@ def test_one_epoch_is_one_pass_of_full_batches(tmp_path):
         (expected, "val"),
     ]
     assert linked(run) == f"step-{expected:07d}"
+
+
+def test_an_empty_validation_split_is_refused_before_training(tmp_path):
+    with pytest.raises(UsageError, match="validation split is empty"):
+        train(tmp_path / "run", 3, "data.val_fraction=0")
+    assert not (tmp_path / "run" / "checkpoints").exists()

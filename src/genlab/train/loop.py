@@ -141,6 +141,11 @@ class Trainer:
                 f"train.batch_size {cfg.batch_size} is larger than the {self.n_train} training "
                 "examples; lower it with --set train.batch_size=N"
             )
+        if len(data.splits["val"]) == 0:
+            raise UsageError(
+                "the validation split is empty; training evaluates on it (early stopping, the "
+                "best checkpoint): set data.val_fraction above 0"
+            )
         self.steps_per_epoch = self.n_train // cfg.batch_size
         self.model = model.to(self.device)
         self.net: torch.nn.Module = model
