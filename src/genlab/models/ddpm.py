@@ -35,9 +35,9 @@ from genlab.data import DataInfo
 from genlab.diffusion import inpainting, samplers
 from genlab.diffusion.schedules import make_schedule
 from genlab.errors import UsageError
+from genlab.metrics.likelihood import discretized_gaussian_log_prob
 from genlab.models.base import GenerativeModel
 from genlab.models.unet import UNet
-from genlab.models.vae import _discretized_gaussian_log_prob
 
 CHUNK = 256
 """Images per network call when sampling or evaluating (bounds memory for large -n)."""
@@ -389,7 +389,7 @@ class DDPM(GenerativeModel):
         # the reverse variance at t = 0 is that of t = 1 (the posterior's is 0 there)
         _, var = self.schedule.posterior(x0[:1], x0[:1], torch.ones(1, device=x0.device))
         log_scale = 0.5 * var.log() - math.log(2)  # the scale in [0, 1] pixel units
-        lp = _discretized_gaussian_log_prob(
+        lp = discretized_gaussian_log_prob(
             (x0 + 1) / 2, (x0_pred + 1) / 2, log_scale.expand_as(x0), self.info.levels
         )
         return -lp.flatten(1).sum(1)

@@ -27,6 +27,7 @@ from torch import nn
 
 from genlab.data import DataInfo
 from genlab.errors import UsageError
+from genlab.metrics.likelihood import discretized_gaussian_log_prob
 from genlab.models.base import GenerativeModel
 
 
@@ -57,28 +58,6 @@ class Config:
             raise UsageError(f"model.beta must be 0 or more; got {self.beta}")
         if self.iw_samples < 1:
             raise UsageError(f"model.iw_samples must be at least 1; got {self.iw_samples}")
-
-
-def _discretized_gaussian_log_prob(
-    x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor, levels: int
-) -> torch.Tensor:
-    """Log-probability of x (on the grid k/(levels-1)) under a Gaussian integrated over its bin."""
-    half = 0.5 / (levels - 1)
-    inv = torch.exp(-log_scale)
-    upper, lower = (x + half - mean) * inv, (x - half - mean) * inv
-    log_cdf_upper = torch.special.log_ndtr(upper)
-    log_sf_lower = torch.special.log_ndtr(-lower)
-    mass = (torch.special.ndtr(upper) - torch.special.ndtr(lower)).clamp_min(1e-12)
-    # far in a tail the difference underflows: use density x bin width there instead
-    log_mid = torch.where(
-        mass > 1e-5,
-        mass.log(),
-        -0.5 * ((x - mean) * inv) ** 2
-        - 0.5 * math.log(2 * math.pi)
-        - log_scale
-        + math.log(2 * half),
-    )
-    return torch.where(x < half, log_cdf_upper, torch.where(x > 1 - half, log_sf_lower, log_mid))
 
 
 class VAE(GenerativeModel):
@@ -136,7 +115,7 @@ class VAE(GenerativeModel):
             lp = -F.binary_cross_entropy_with_logits(out, x, reduction="none")
         else:
             mean, log_scale = out.chunk(2, dim=1)
-            lp = _discretized_gaussian_log_prob(
+            lp = discretized_gaussian_log_prob(
                 x, torch.sigmoid(mean), log_scale.clamp(-7, 2), self.info.levels
             )
         return lp.flatten(1).sum(1)
