@@ -339,24 +339,24 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from genlab.config import apply_overrides, dumps
-    from genlab.registry import default_config
-    from genlab.run import read_run, train
+    from genlab.config import dumps
+    from genlab.run import resolve_config, train
 
     if a.print_config:  # the configuration train() would use: --steps etc. are settings too
-        extra = list(a.overrides)
-        for key in ("steps", "epochs", "seed", "device"):
-            if getattr(a, key) is not None:
-                extra.append(f"train.{key}={getattr(a, key)}")
         if a.resume and not a.out:
             raise UsageError("--resume needs --out RUN_DIR, the run directory to continue")
-        base = read_run(a.out)[1] if a.resume else default_config(a.family, a.preset)
-        if a.init_from and not a.resume:  # as in train(): model and data from the source run
-            source = read_run(a.init_from)[1]
-            base.model, base.data = source.model, source.data
-        cfg = apply_overrides(base, extra)
-        if a.steps is not None:  # as in train(): --steps wins over a configured epoch count
-            cfg.train.epochs = 0.0
+        _, cfg = resolve_config(
+            a.family,
+            a.out or "",
+            preset=a.preset,
+            overrides=a.overrides,
+            steps=a.steps,
+            epochs=a.epochs,
+            seed=a.seed,
+            device=a.device,
+            resume=a.resume,
+            init_from=a.init_from,
+        )
         print(dumps(cfg))
         return 0
     if not a.out:

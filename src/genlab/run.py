@@ -84,6 +84,55 @@ def read_run(run_dir: str | Path) -> tuple[str, Any, DataInfo]:
     return family, cfg, DataInfo(**meta["data"])
 
 
+def resolve_config(
+    family: str,
+    out: str | Path,
+    *,
+    preset: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    steps: int | None = None,
+    epochs: float | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    init_from: str | Path | None = None,
+) -> tuple[str, Any]:
+    """The family and run configuration that `train` with these arguments would use.
+
+    A new run starts from the family's defaults (shaped by `preset`), or from the model and data
+    settings of `init_from`; a resumed run from its own saved config, whose model.* and data.*
+    settings may not change. `--steps`, `--epochs`, `--seed`, `--device` are train.* settings.
+    """
+    extra = list(overrides)
+    for key, value in (("steps", steps), ("epochs", epochs), ("seed", seed), ("device", device)):
+        if value is not None:
+            extra.append(f"train.{key}={value}")
+    if resume:
+        if init_from is not None:
+            raise UsageError("--init-from starts a new run; it cannot be combined with --resume")
+        saved_family, saved_cfg, _ = read_run(out)
+        if family and family != saved_family:
+            raise UsageError(f"--resume: {out} holds a '{saved_family}' run, not '{family}'")
+        family = saved_family
+        cfg = apply_overrides(saved_cfg, extra)
+        for group in ("model", "data"):
+            if getattr(cfg, group) != getattr(saved_cfg, group):
+                raise UsageError(f"--resume cannot change {group}.* settings; start a new run")
+    else:
+        base = default_config(family, preset)
+        if init_from is not None:  # fine-tuning keeps the model and its data settings
+            init_family, init_cfg, _ = read_run(init_from)
+            if family != init_family:
+                raise UsageError(
+                    f"--init-from: {init_from} holds a '{init_family}' run, not '{family}'"
+                )
+            base.model, base.data = init_cfg.model, init_cfg.data
+        cfg = apply_overrides(base, extra)
+    if steps is not None:  # --steps wins over a configured epoch count
+        cfg.train.epochs = 0.0
+    return family, cfg
+
+
 def train(
     family: str,
     data: str,
@@ -107,27 +156,24 @@ def train(
     model settings and data files such as its tokenizer: fine-tuning.
     """
     out = Path(out)
-    extra = list(overrides)
-    if steps is not None:
-        extra.append(f"train.steps={steps}")
-    if epochs is not None:
-        extra.append(f"train.epochs={epochs}")
-    if seed is not None:
-        extra.append(f"train.seed={seed}")
-    if device is not None:
-        extra.append(f"train.device={device}")
-
+    if not resume and checkpoint_dir(out, "latest") is not None:
+        raise UsageError(
+            f"{out} already holds a run; add --resume to continue it or choose another --out"
+        )
+    family, cfg = resolve_config(
+        family,
+        out,
+        preset=preset,
+        overrides=overrides,
+        steps=steps,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+        resume=resume,
+        init_from=init_from,
+    )
     if resume:
-        if init_from is not None:
-            raise UsageError("--init-from starts a new run; it cannot be combined with --resume")
-        saved_family, saved_cfg, saved_info = read_run(out)
-        if family and family != saved_family:
-            raise UsageError(f"--resume: {out} holds a '{saved_family}' run, not '{family}'")
-        family = saved_family
-        cfg = apply_overrides(saved_cfg, extra)
-        for group in ("model", "data"):
-            if getattr(cfg, group) != getattr(saved_cfg, group):
-                raise UsageError(f"--resume cannot change {group}.* settings; start a new run")
+        saved_info = read_run(out)[2]
         dataset = load_data(cfg, data or saved_info.source, run_dir=out)
         if dataset.info.fingerprint != saved_info.fingerprint:
             raise UsageError(
@@ -135,24 +181,9 @@ def train(
                 f"(fingerprint {dataset.info.fingerprint[:12]} vs {saved_info.fingerprint[:12]})"
             )
     else:
-        if checkpoint_dir(out, "latest") is not None:
-            raise UsageError(
-                f"{out} already holds a run; add --resume to continue it or choose another --out"
-            )
         # a run that failed before its first checkpoint has nothing to keep: start it over
         (out / "metrics.jsonl").unlink(missing_ok=True)
-        base = default_config(family, preset)
-        if init_from is not None:  # fine-tuning keeps the model and its data settings
-            init_family, init_cfg, _ = read_run(init_from)
-            if family != init_family:
-                raise UsageError(
-                    f"--init-from: {init_from} holds a '{init_family}' run, not '{family}'"
-                )
-            base.model, base.data = init_cfg.model, init_cfg.data
-        cfg = apply_overrides(base, extra)
         dataset = load_data(cfg, data, run_dir=init_from)
-    if steps is not None:  # --steps wins over a configured epoch count
-        cfg.train.epochs = 0.0
 
     tc = cfg.train
     total = tc.steps
