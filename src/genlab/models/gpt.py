@@ -157,11 +157,6 @@ class GPT(LanguageModel):
 
     def __init__(self, cfg: Config, info: DataInfo) -> None:
         super().__init__(cfg, info)
-        if info.shape and info.shape[0] != cfg.block_size:
-            raise UsageError(
-                f"the data was cut into windows of {info.shape[0]} tokens but model.block_size "
-                f"is {cfg.block_size}; load the data with the model's context"
-            )
         self.tok_emb = nn.Embedding(self.vocab_size, cfg.n_embd)
         self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)

@@ -70,11 +70,6 @@ class RNN(LanguageModel):
 
     def __init__(self, cfg: Config, info: DataInfo) -> None:
         super().__init__(cfg, info)
-        if info.shape and info.shape[0] != cfg.seq_len:
-            raise UsageError(
-                f"the data was cut into windows of {info.shape[0]} tokens but model.seq_len is "
-                f"{cfg.seq_len}; load the data with the model's context"
-            )
         self.emb = nn.Embedding(self.vocab_size, cfg.embed)
         self.drop = nn.Dropout(cfg.dropout)
         self.rnn = CELLS[cfg.cell](

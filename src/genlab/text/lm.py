@@ -33,6 +33,11 @@ class LanguageModel(GenerativeModel):
             raise RunError(f"the data description of '{info.source}' has no vocabulary size")
         self.vocab_size = info.vocab_size
         self.tokenizer: Tokenizer | None = None
+        if info.shape and info.shape[0] != cfg.context:
+            raise UsageError(
+                f"the data was cut into windows of {info.shape[0]} tokens but the model's "
+                f"context is {cfg.context}; load the data with the model's context"
+            )
 
     # to implement -----------------------------------------------------------------------------
     def logits(self, ids: torch.Tensor) -> torch.Tensor:
