@@ -5,21 +5,28 @@ Trains `gpt` (preset `shakespeare-cpu`: n_layer 4, n_head 4, n_embd 128, no bias
 with 100 warm-up steps and cosine decay to 1e-4 at the last step, 90/10 split) through genlab's
 own loop, then measures sampling 500 new tokens at batch 1, with and without the key/value cache.
 
+The preset turns on bfloat16 matrix products where the CPU has native bfloat16 arithmetic
+(printed as bf16=True); nanoGPT runs in float32 on a CPU.
+
 Because the machine may be shared, the script can also time a plain re-implementation of
-nanoGPT's model and training step (`--reference-iters`, same configuration, same process,
-interleaved with genlab's own steps) and print the ratio, which is robust to load that the
-absolute figures are not.
+nanoGPT's model, training step and sampler (`--reference-iters`: same configuration, same
+process, steps interleaved in blocks of 10 with genlab's own, in its precision and in float32)
+and print the ratios, which are robust to load that the absolute figures are not.
+`--reference-quality` also trains that reference for as many steps and scores it on the same
+validation windows as genlab (nanoGPT's own figure is an estimate from random batches).
 
 Prints key=value lines last: train_tokens_per_s, val_loss, sample_tokens_per_s,
 sample_tokens_per_s_uncached, peak_rss_mb (and the reference figures when asked).
 
     python bench/gpt_shakespeare.py                      # the full benchmark (2000 steps)
+    python bench/gpt_shakespeare.py --reference-iters 200 --reference-quality   # and nanoGPT
     python bench/gpt_shakespeare.py --steps 50 --reference-iters 20   # a smoke test
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import resource
@@ -32,8 +39,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 import genlab
+from genlab.run import load_data, read_run
 from genlab.train.loop import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,24 +75,37 @@ class RefGPT(nn.Module):
         self.ln_f = nn.LayerNorm(c, bias=False)
         self.lm_head = nn.Linear(c, vocab, bias=False)
         self.wte.weight = self.lm_head.weight
-        for p in self.parameters():
+        for name, p in self.named_parameters():  # nanoGPT's init, residual projections scaled
             if p.dim() >= 2:
-                nn.init.normal_(p, std=0.02)
+                scaled = name.endswith("c_proj.weight") or name.endswith(".proj.weight")
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * n) if scaled else 0.02)
 
-    def forward(self, idx, targets):
+    def forward(self, idx, targets=None):
         x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
         for block in self.h:
             x = block(x)
         logits = self.lm_head(self.ln_f(x))
+        if targets is None:
+            return logits
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens: int):
+        """nanoGPT's sampler: the whole (cropped) context through the model for every token."""
+        for _ in range(max_new_tokens):
+            logits = self(idx[:, -64:])[:, -1, :]
+            probs = F.softmax(logits, dim=-1)
+            idx = torch.cat((idx, torch.multinomial(probs, num_samples=1)), dim=1)
+        return idx
 
 
 class Reference:
-    """nanoGPT's train.py step on CPU: random windows from a memmap, AdamW, clipping."""
+    """nanoGPT's train.py step on CPU (float32, as nanoGPT runs there): random windows from a
+    memmap, AdamW, its warm-up + cosine schedule, clipping."""
 
-    def __init__(self, tokens: np.ndarray, vocab: int) -> None:
-        torch.manual_seed(1337)
-        self.tokens, self.model = tokens, RefGPT(vocab)
+    def __init__(self, tokens: np.ndarray, vocab: int, steps: int = 2000, seed: int = 1337):
+        torch.manual_seed(seed)
+        self.tokens, self.model, self.steps, self.it = tokens, RefGPT(vocab), steps, 0
         params = [p for p in self.model.parameters() if p.requires_grad]
         groups = [
             {"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
@@ -91,7 +113,15 @@ class Reference:
         ]
         self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99))
 
+    def lr(self) -> float:
+        if self.it < 100:
+            return 1e-3 * self.it / 100
+        ratio = min(1.0, (self.it - 100) / (self.steps - 100))
+        return 1e-4 + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (1e-3 - 1e-4)
+
     def step(self) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr()
         ix = torch.randint(len(self.tokens) - 64, (12,))
         x = torch.stack([torch.from_numpy(self.tokens[i : i + 64].astype(np.int64)) for i in ix])
         y = torch.stack(
@@ -102,6 +132,16 @@ class Reference:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
+        self.it += 1
+
+    @torch.no_grad()
+    def val_loss(self, data) -> float:
+        """Mean loss per token over genlab's validation windows (the same ones genlab scores)."""
+        n, total = len(data.splits["val"]), 0.0
+        for start in range(0, n, 64):
+            x = data.batch("val", torch.arange(start, min(n, start + 64)))["x"]
+            total += self.model(x[:, :-1], x[:, 1:].contiguous()).item() * len(x)
+        return total / n
 
 
 # the benchmark -------------------------------------------------------------------------------
@@ -112,11 +152,20 @@ def main() -> None:
     p.add_argument("--out", help="run directory to keep (default: a temporary one)")
     p.add_argument("--sample-tokens", type=int, default=500)
     p.add_argument(
+        "--seed", type=int, default=0, help="genlab's seed (the reference's is 1337 + it)"
+    )
+    p.add_argument(
         "--reference-iters",
         type=int,
         default=0,
         help="time this many nanoGPT-style reference steps and as many genlab steps, "
         "interleaved in blocks of 10, and print the ratio",
+    )
+    p.add_argument(
+        "--reference-quality",
+        action="store_true",
+        help="also train the nanoGPT-style reference for --steps iterations and print its "
+        "validation loss on genlab's validation windows (about 1.5 minutes more)",
     )
     a = p.parse_args()
     if not Path(a.data).exists():
@@ -139,7 +188,15 @@ def main() -> None:
 
     Trainer.train_step = timed_step
     t0 = time.perf_counter()
-    genlab.train("gpt", a.data, out, preset="shakespeare-cpu", steps=a.steps, overrides=overrides)
+    genlab.train(
+        "gpt",
+        a.data,
+        out,
+        preset="shakespeare-cpu",
+        steps=a.steps,
+        seed=a.seed,
+        overrides=overrides,
+    )
     wall = time.perf_counter() - t0
     Trainer.train_step = step_once
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -147,6 +204,9 @@ def main() -> None:
     tokens_per_step = 12 * 64
     train_tps = step_time["n"] * tokens_per_step / max(step_time["s"], 1e-9)
 
+    _, cfg, _ = read_run(out)
+    data = load_data(cfg, a.data, run_dir=out)
+    threads = torch.get_num_threads()
     model = genlab.load(out, which="latest")
     results = {}
     for cached in (True, False):
@@ -161,35 +221,57 @@ def main() -> None:
     print(text)
     print("---")
 
-    figures = {}
-    if a.reference_iters:
-        from genlab.run import load_data, read_run
-
-        _, cfg, _ = read_run(out)
-        data = load_data(cfg, a.data, run_dir=out)
+    figures = {"bf16": cfg.train.bf16}
+    if a.reference_iters:  # ratios measured side by side, robust to other load on the machine
         ref = Reference(np.asarray(data.splits["train"].tokens), data.info.vocab_size)
-        mine = _fresh_trainer(cfg, data, Path(tmp.name) / "ratio")
-        t_ref = t_mine = 0.0
-        for _ in range(3):  # warm-up
-            ref.step()
-            mine.train_step(0)
+        contenders = {"genlab": _fresh_trainer(cfg, data, Path(tmp.name) / "ratio")}
+        if cfg.train.bf16:  # and genlab in float32, nanoGPT's precision on a CPU
+            fp32 = copy.deepcopy(cfg)
+            fp32.train.bf16 = False
+            contenders["genlab_fp32"] = _fresh_trainer(fp32, data, Path(tmp.name) / "ratio32")
+        seconds = dict.fromkeys(["reference", *contenders], 0.0)
+        steps = {"reference": lambda i: ref.step()}
+        steps |= {name: trainer.train_step for name, trainer in contenders.items()}
+        for step in steps.values():  # warm-up
+            for i in range(3):
+                step(i)
         done = 0
         while done < a.reference_iters:
             k = min(10, a.reference_iters - done)
-            t0 = time.perf_counter()
-            for _ in range(k):
-                ref.step()
-            t1 = time.perf_counter()
-            for i in range(k):
-                mine.train_step(done + i)
-            t2 = time.perf_counter()
-            t_ref, t_mine, done = t_ref + t1 - t0, t_mine + t2 - t1, done + k
-        figures["reference_train_tokens_per_s"] = done * tokens_per_step / t_ref
-        figures["genlab_train_tokens_per_s_interleaved"] = done * tokens_per_step / t_mine
-        figures["train_speedup_vs_reference"] = t_ref / t_mine
+            for name, step in steps.items():
+                t0 = time.perf_counter()
+                for i in range(k):
+                    step(done + i)
+                seconds[name] += time.perf_counter() - t0
+            done += k
+        figures["reference_train_tokens_per_s"] = done * tokens_per_step / seconds["reference"]
+        for name in contenders:
+            figures[f"{name}_train_tokens_per_s_interleaved"] = (
+                done * tokens_per_step / seconds[name]
+            )
+            suffix = "_fp32" if name.endswith("fp32") else ""
+            figures[f"train_speedup_vs_reference{suffix}"] = seconds["reference"] / seconds[name]
+        torch.set_num_threads(1)  # as genlab samples at batch 1
+        idx = torch.tensor([model.start_ids()])
+        ref.model.generate(idx, 20)
+        t0 = time.perf_counter()
+        ref.model.generate(idx, a.sample_tokens)
+        figures["reference_sample_tokens_per_s"] = a.sample_tokens / (time.perf_counter() - t0)
+        figures["sample_speedup_vs_reference_uncached"] = (
+            results[True] / figures["reference_sample_tokens_per_s"]
+        )
+        torch.set_num_threads(threads)
+    if a.reference_quality:  # nanoGPT trained for as many steps, scored on the same windows
+        tokens = np.asarray(data.splits["train"].tokens)
+        ref = Reference(tokens, data.info.vocab_size, a.steps, seed=1337 + a.seed)
+        for _ in tqdm(range(a.steps), desc="nanoGPT reference", unit="step", leave=False):
+            ref.step()
+        ref.model.eval()
+        figures["reference_val_loss"] = ref.val_loss(data)
 
     figures |= {
         "steps": a.steps,
+        "seed": a.seed,
         "train_seconds": round(wall, 1),
         "train_tokens_per_s": round(train_tps),
         "val_loss": round(val_loss, 4),

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from genlab.data import DataInfo
 from genlab.errors import UsageError
-from genlab.models.gpt import GPT, Config, attention_mask
+from genlab.models.gpt import GPT, Config, attend, attention_mask
 from genlab.text import train_tokenizer
-from genlab.text.decoding import filter_logits
+from genlab.text.decoding import filter_logits, next_token
 
 VOCAB = "abcdefghijklmnopqrstuvwxyz .\n"
 
@@ -43,9 +44,16 @@ def run_steps(model: GPT, prompt: torch.Tensor, steps: int, cached: bool, forced
     return ids, logits, contexts
 
 
-@pytest.mark.parametrize("attention", ["dense", "local", "strided"])
-def test_cached_and_uncached_greedy_decoding_agree_within_the_context(attention):
-    model = make_gpt(attention=attention, window=4)
+@pytest.mark.parametrize(
+    ("attention", "bias"), [("dense", False), ("local", False), ("strided", False), ("dense", True)]
+)
+def test_cached_and_uncached_greedy_decoding_agree_within_the_context(attention, bias):
+    model = make_gpt(attention=attention, window=4, bias=bias)
+    if bias:  # biases start at zero: give them values, so that a dropped one would show
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("bias"):
+                    p.normal_(0, 0.1, generator=torch.Generator().manual_seed(len(name)))
     prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
     steps = model.cfg.block_size - prompt.shape[1]  # fills the context exactly
     ids_c, logits_c, _ = run_steps(model, prompt, steps, cached=True)
@@ -78,7 +86,7 @@ def test_past_the_context_every_token_sees_at_most_block_size_tokens():
     stepper.start(prompt)
     for t in ids[0, 3:].tolist():
         stepper.advance(torch.tensor([t]))
-        assert stepper.cache.length <= size and stepper.cache.k.shape[3] == size
+        assert stepper.cache.length <= size and stepper.cache.rows.shape[1] == size
     # the uncached path slides: every step reads the last block_size tokens
     _, logits_u, contexts_u = run_steps(model, prompt, 4 * size, cached=False)
     assert max(c.shape[1] for c in contexts_u) == size
@@ -186,3 +194,36 @@ def test_bad_model_settings_are_usage_errors():
         Config(n_embd=30, n_head=4).validate()
     with pytest.raises(UsageError, match="model.block_size must be at least 1"):
         Config(block_size=0).validate()
+
+
+@pytest.mark.parametrize("attention", ["dense", "local", "strided"])
+def test_explicit_cpu_attention_equals_sdpa_values_and_gradients(attention):
+    """On the CPU, short contexts are attended with explicit products (faster there); they are
+    the same function as scaled_dot_product_attention, forward and backward."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 12, 8, generator=g, requires_grad=True) for _ in range(3))
+    pos = torch.arange(12)
+    mask = None if attention == "dense" else attention_mask(attention, 4, pos, pos)
+    grad = torch.randn(2, 3, 12, 8, generator=g)
+    ours = attend(q, k, v, mask, mask is None)
+    ours_grads = torch.autograd.grad(ours, (q, k, v), grad)
+    theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+    their_grads = torch.autograd.grad(theirs, (q, k, v), grad)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+    for a, b in zip(ours_grads, their_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_draws_follow_the_probabilities_and_never_pick_an_excluded_token():
+    probs = torch.tensor([0.5, 0.3, 0.2, 0.0])
+    logits = probs.log().expand(40_000, 4)  # 40,000 independent draws at once
+    g = torch.Generator().manual_seed(0)
+    counts = torch.bincount(next_token(logits, generator=g), minlength=4) / 40_000
+    torch.testing.assert_close(counts, probs, atol=0.01, rtol=0)  # 4 standard deviations
+    assert counts[3] == 0
+    counts = torch.bincount(next_token(logits, top_k=2, generator=g), minlength=4) / 40_000
+    torch.testing.assert_close(counts, torch.tensor([0.625, 0.375, 0, 0]), atol=0.01, rtol=0)
+    assert counts[2] == counts[3] == 0
+    hot = torch.bincount(next_token(logits, temperature=0.5, generator=g), minlength=4) / 40_000
+    sharpened = probs**2 / (probs**2).sum()  # temperature 0.5 squares the probabilities
+    torch.testing.assert_close(hot, sharpened, atol=0.01, rtol=0)

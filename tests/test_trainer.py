@@ -360,3 +360,24 @@ def test_an_empty_validation_split_is_refused_before_training(tmp_path):
     with pytest.raises(UsageError, match="validation split is empty"):
         train(tmp_path / "run", 3, "data.val_fraction=0")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+# 11. mixed precision ----------------------------------------------------------------------
+def test_bf16_runs_matrix_products_in_bfloat16_keeps_float32_weights_and_learns(digits, tmp_path):
+    losses, seen = {}, []
+    for bf16 in (True, False):
+        extra = (f"train.bf16={bf16}", "train.lr=0.01")
+        cfg = apply_overrides(default_config("mlp"), tiny_overrides("mlp", *extra))
+        torch.manual_seed(0)
+        model = build_model("mlp", cfg.model, digits.info)
+        hook = model.net[0].register_forward_hook(lambda m, inputs, out: seen.append(out.dtype))
+        trainer = Trainer(
+            model, digits, cfg.train, tmp_path / f"{bf16}", total_steps=80, quiet=True
+        )
+        losses[bf16] = [trainer.train_step(step)["loss"] for step in range(80)]
+        hook.remove()
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert seen[0] == torch.bfloat16 and seen[-1] == torch.float32  # autocast on this CPU too
+    first, last = sum(losses[True][:10]), sum(losses[True][-10:])
+    assert last < 0.5 * first
+    assert abs(last - sum(losses[False][-10:])) < 0.1 * last  # and learns as float32 does

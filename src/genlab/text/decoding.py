@@ -72,9 +72,13 @@ def next_token(
     """(B, V) logits -> (B,) chosen ids: the argmax when greedy, else a draw."""
     if greedy:
         return logits.argmax(-1)
-    logits = filter_logits(logits.float() / temperature, top_k=top_k, top_p=top_p)
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    logits = logits.float() if temperature == 1 else logits.float() / temperature
+    probs = torch.softmax(filter_logits(logits, top_k=top_k, top_p=top_p), dim=-1)
+    # An exact draw without torch.multinomial's set-up (14 us of a 0.4 ms step): the first of
+    # independent exponential clocks with rates `probs` to ring is token i with probability
+    # probs[i]; a token of probability 0 never rings first.
+    clocks = torch.empty_like(probs).exponential_(generator=generator).clamp_min_(1e-30)
+    return (probs / clocks).argmax(-1)
 
 
 @torch.inference_mode()

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from genlab.data import Dataset
 from genlab.errors import GenlabError, RunError, UsageError
+from genlab.hardware import native_bf16
 from genlab.io.checkpoint import (
     checkpoint_dir,
     load_optimizer_state,
@@ -147,6 +148,12 @@ class Trainer:
                 "best checkpoint): set data.val_fraction above 0"
             )
         self.steps_per_epoch = self.n_train // cfg.batch_size
+        if cfg.bf16 and self.dist.main and not quiet and not native_bf16(self.device):
+            print(
+                f"genlab: warning: train.bf16 on a {self.device.type} without native bfloat16 "
+                "arithmetic is emulated and slower than float32; consider train.bf16=false",
+                file=sys.stderr,
+            )
         self.model = model.to(self.device)
         self.net: torch.nn.Module = model
         # a family that updates its own weights (adversarial training) brings its optimizers
@@ -195,8 +202,8 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def autocast(self):
-        if self.cfg.bf16 and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.cfg.bf16:  # matrix products in bfloat16; weights and optimizer stay float32
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     # state ----------------------------------------------------------------------------------
