@@ -25,6 +25,7 @@ from genlab.errors import RunError, UsageError
 from genlab.models.mlp import MLP
 from genlab.registry import TrainConfig, default_config
 from genlab.run import build_model
+from genlab.train import loop as train_loop
 from genlab.train.loop import Trainer
 from genlab.train.optim import build_optimizer, lr_at
 
@@ -340,6 +341,28 @@ def test_same_seed_gives_identical_bits_and_another_seed_other_weights(tmp_path)
     assert curve(a) == curve(b)
     wa, wc = weights(a), weights(c)
     assert all(not torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_past_permute_max_examples_each_step_draws_its_batch_from_its_own_seed(
+    digits, tmp_path, monkeypatch
+):
+    """A corpus larger than memory has too many windows to permute: batches are then drawn
+    at random per step, as reproducible (and resumable) as the permutation."""
+    monkeypatch.setattr(train_loop, "PERMUTE_MAX", 100)
+    cfg = apply_overrides(default_config("mlp"), tiny_overrides("mlp"))
+
+    def draws(run: str) -> list[torch.Tensor]:
+        model = build_model("mlp", cfg.model, digits.info)
+        trainer = Trainer(model, digits, cfg.train, tmp_path / run, total_steps=9, quiet=True)
+        out = [trainer.batch_indices(step) for step in (0, 1, 5, 1)]
+        assert trainer._perm.numel() == 0  # no permutation was built
+        return out
+
+    a, b = draws("a"), draws("b")
+    n = len(digits.splits["train"])
+    assert all(len(x) == 32 and x.min() >= 0 and x.max() < n for x in a)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))  # a function of the step
+    assert torch.equal(a[1], a[3]) and not torch.equal(a[0], a[1])
 
 
 # 10. epochs --------------------------------------------------------------------------------

@@ -129,7 +129,10 @@ class KVCache:
 
     `rows[layer, position]` is the (B, 3C) q/k/v projection of every sequence at that position,
     positions first: a step's projection is written into the cache by the matrix product itself.
-    `heads[layer]` views the same numbers as (3, B, nh, size, hs) queries, keys and values.
+    `heads[layer]` views the same numbers as (3, B, nh, size, hs) queries, keys and values, and
+    `step[layer][p]` holds what a one-token step at position p reads and writes (its row, its
+    query, the keys and values up to p): views made once, not ~10 view operations per layer and
+    token.
     """
 
     def __init__(
@@ -137,6 +140,10 @@ class KVCache:
     ) -> None:
         self.rows = torch.zeros(n_layer, size, b, 3 * n_embd, dtype=like.dtype, device=like.device)
         self.heads = list(self.rows.view(n_layer, size, b, 3, n_head, -1).permute(0, 3, 2, 4, 1, 5))
+        self.step = [
+            [(rows[p], q[:, :, p : p + 1], k[:, :, : p + 1], v[:, :, : p + 1]) for p in range(size)]
+            for rows, (q, k, v) in zip(self.rows, self.heads, strict=True)
+        ]
         self.length = 0  # positions held
 
 
@@ -293,19 +300,14 @@ class CachedStepper:
         self.size, self.keep = cfg.block_size, max(1, cfg.block_size - cfg.block_size // 2)
         self.ids = torch.empty(0)  # (B, L): the tokens the cache holds, L <= block_size
         self.cache: KVCache | None = None
-        self.layers = [  # (LN weight, LN bias, matrix^T, bias) x (ln1 + qkv, proj, ln2 + fc, out)
-            tuple(
-                p
-                for ln, linear in (
-                    (b.ln1, b.attn.qkv),
-                    (None, b.attn.proj),
-                    (b.ln2, b.mlp[0]),
-                    (None, b.mlp[2]),
-                )  # fmt: skip
-                for p in (*((ln.weight, ln.bias) if ln else ()), linear.weight.t(), linear.bias)
+        self.layers = []  # the parameters each block's step uses, matrices transposed
+        for blk in model.blocks:
+            qkv, proj, fc, out = blk.attn.qkv, blk.attn.proj, blk.mlp[0], blk.mlp[2]
+            self.layers.append(
+                (blk.ln1.weight, blk.ln1.bias, qkv.weight.t(), qkv.bias, proj.weight.t(), proj.bias)
+                + (blk.ln2.weight, blk.ln2.bias, fc.weight.t(), fc.bias, out.weight.t(), out.bias)
             )
-            for b in model.blocks
-        ]
+        self.head_t = model.tok_emb.weight.t()
 
     def _fill(self, ids: torch.Tensor) -> torch.Tensor:
         m, cfg = self.model, self.model.cfg
@@ -348,26 +350,31 @@ class CachedStepper:
         with _without_onednn():
             for i, layer in enumerate(self.layers):
                 g1, b1, w_qkv, b_qkv, w_proj, b_proj, g2, b2, w_fc, b_fc, w_out, b_out = layer
+                if t == 1:
+                    rows, q, k, v = cache.step[i][start]
+                else:
+                    rows, (q, k, v) = (
+                        cache.rows[i, :end].view(t * b, -1),
+                        cache.heads[i][..., :end, :],
+                    )
                 h = F.layer_norm(x, (c,), g1, b1)
-                rows = cache.rows[i, start] if t == 1 else cache.rows[i, :end].view(t * b, 3 * c)
                 if b_qkv is None:
                     torch.mm(h, w_qkv, out=rows)
                 else:
                     torch.addmm(b_qkv, h, w_qkv, out=rows)
-                heads = cache.heads[i][:, :, :, :end]  # (3, B, nh, end, hs)
-                y = attend(heads[0, :, :, start:], heads[1], heads[2], mask, mask is None and t > 1)
+                y = attend(q, k, v, mask, mask is None and t > 1)  # (B, nh, T, hs)
                 y = y.view(b, c) if t == 1 else y.permute(2, 0, 1, 3).reshape(t * b, c)
                 x = x + _linear(y, w_proj, b_proj)
                 h = F.gelu(_linear(F.layer_norm(x, (c,), g2, b2), w_fc, b_fc))
                 x = x + _linear(h, w_out, b_out)
             cache.length = end
             x = F.layer_norm(x[-b:], (c,), m.ln_f.weight, m.ln_f.bias)  # the last position
-            return x @ m.tok_emb.weight.t()  # (B, V): the tied head
+            return torch.mm(x, self.head_t)  # (B, V): the tied head
 
 
 def _linear(x: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """x @ w_t (+ bias), with the matrix given transposed."""
-    return x @ w_t if bias is None else torch.addmm(bias, x, w_t)
+    """x @ w_t (+ bias) for 2-d x, with the matrix given transposed."""
+    return torch.mm(x, w_t) if bias is None else torch.addmm(bias, x, w_t)
 
 
 def shakespeare_cpu_preset(run):

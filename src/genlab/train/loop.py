@@ -4,9 +4,10 @@ with the optimizers of `model.configure_optimizers(cfg)`; the loop keeps the lea
 schedule, seeding, NaN checks, EMA, logging, evaluation (plus the optional `model.health`) and
 checkpoints for both kinds.
 
-Reproducibility: the data order of step s comes from a permutation seeded by (seed, epoch), and
-the global random state is reseeded from (seed, step, rank) before every step, so a run stopped
-at step k and resumed computes exactly the steps an uninterrupted run would.
+Reproducibility: the data order of step s comes from a permutation seeded by (seed, epoch) (for
+more than PERMUTE_MAX examples, a draw seeded by (seed, s)), and the global random state is
+reseeded from (seed, step, rank) before every step, so a run stopped at step k and resumed
+computes exactly the steps an uninterrupted run would.
 
 Scale: under `torchrun` the loop wraps the model in DistributedDataParallel, gives each rank its
 contiguous share of every global batch, and lets rank 0 alone log and write checkpoints.
@@ -43,6 +44,9 @@ from genlab.io.checkpoint import (
 from genlab.models.base import GenerativeModel
 from genlab.registry import TrainConfig
 from genlab.train.optim import build_optimizer, lr_at
+
+PERMUTE_MAX = 2**24
+"""The most training examples shuffled by a permutation (8 bytes each, 128 MiB at most)."""
 
 
 class Interrupted(GenlabError):
@@ -188,13 +192,19 @@ class Trainer:
 
     # data -----------------------------------------------------------------------------------
     def batch_indices(self, step: int) -> torch.Tensor:
-        """This rank's example indices for optimizer step `step`."""
-        epoch, i = divmod(step, self.steps_per_epoch)
-        if epoch != self._perm_epoch:
-            g = torch.Generator().manual_seed(step_seed(self.cfg.seed, epoch, rank=7919))
-            self._perm, self._perm_epoch = torch.randperm(self.n_train, generator=g), epoch
+        """This rank's example indices for optimizer step `step`: each epoch visits the training
+        examples in a fresh random order; past PERMUTE_MAX examples (a language model's every
+        window start in a corpus larger than memory), each step draws its batch at random."""
         b = self.cfg.batch_size
-        idx = self._perm[i * b : (i + 1) * b]
+        if self.n_train > PERMUTE_MAX:
+            g = torch.Generator().manual_seed(step_seed(self.cfg.seed, step, rank=7907))
+            idx = torch.randint(self.n_train, (b,), generator=g)
+        else:
+            epoch, i = divmod(step, self.steps_per_epoch)
+            if epoch != self._perm_epoch:
+                g = torch.Generator().manual_seed(step_seed(self.cfg.seed, epoch, rank=7919))
+                self._perm, self._perm_epoch = torch.randperm(self.n_train, generator=g), epoch
+            idx = self._perm[i * b : (i + 1) * b]
         share = b // self.dist.world
         return idx[self.dist.rank * share : (self.dist.rank + 1) * share]
 
