@@ -9,7 +9,9 @@ import torch.nn.functional as F
 
 from genlab.data import DataInfo
 from genlab.errors import UsageError
+from genlab.hardware import native_bf16
 from genlab.models.gpt import GPT, Config, attend, attention_mask
+from genlab.run import resolve_config
 from genlab.text import train_tokenizer
 from genlab.text.decoding import filter_logits, next_token
 
@@ -227,3 +229,23 @@ def test_draws_follow_the_probabilities_and_never_pick_an_excluded_token():
     hot = torch.bincount(next_token(logits, temperature=0.5, generator=g), minlength=4) / 40_000
     sharpened = probs**2 / (probs**2).sum()  # temperature 0.5 squares the probabilities
     torch.testing.assert_close(hot, sharpened, atol=0.01, rtol=0)
+
+
+def test_the_shakespeare_cpu_preset_is_nanogpts_configuration(tmp_path):
+    _, cfg = resolve_config("gpt", tmp_path, preset="shakespeare-cpu")
+    m, t = cfg.model, cfg.train
+    assert (m.n_layer, m.n_head, m.n_embd, m.block_size, m.dropout, m.bias) == (4, 4, 128, 64, 0, 0)
+    assert (t.batch_size, t.steps, t.lr, t.warmup_steps, t.min_lr_ratio) == (
+        12,
+        2000,
+        1e-3,
+        100,
+        0.1,
+    )
+    assert (t.betas, t.weight_decay, t.grad_clip, cfg.data.val_fraction) == (
+        [0.9, 0.99],
+        0.1,
+        1,
+        0.1,
+    )
+    assert t.bf16 == native_bf16(torch.device("cpu"))  # bfloat16 only where the CPU has it
