@@ -236,14 +236,14 @@ def main() -> None:
     figures = {"bf16": cfg.train.bf16}
     if a.reference_iters:  # ratios measured side by side, robust to other load on the machine
         ref = Reference(np.asarray(data.splits["train"].tokens), data.info.vocab_size)
-        contenders = {"genlab": _fresh_trainer(cfg, data, Path(tmp.name) / "ratio")}
+        trainers = {"genlab": _fresh_trainer(cfg, data, Path(tmp.name) / "ratio")}
         if cfg.train.bf16:  # and genlab in float32, nanoGPT's precision on a CPU
             fp32 = copy.deepcopy(cfg)
             fp32.train.bf16 = False
-            contenders["genlab_fp32"] = _fresh_trainer(fp32, data, Path(tmp.name) / "ratio32")
-        seconds = dict.fromkeys(["reference", *contenders], 0.0)
+            trainers["genlab_fp32"] = _fresh_trainer(fp32, data, Path(tmp.name) / "ratio32")
+        seconds = dict.fromkeys(["reference", *trainers], 0.0)
         steps = {"reference": lambda i: ref.step()}
-        steps |= {name: trainer.train_step for name, trainer in contenders.items()}
+        steps |= {name: trainer.train_step for name, trainer in trainers.items()}
         for step in steps.values():  # warm-up
             for i in range(3):
                 step(i)
@@ -257,7 +257,7 @@ def main() -> None:
                 seconds[name] += time.perf_counter() - t0
             done += k
         figures["reference_train_tokens_per_s"] = done * tokens_per_step / seconds["reference"]
-        for name in contenders:
+        for name in trainers:
             figures[f"{name}_train_tokens_per_s_interleaved"] = (
                 done * tokens_per_step / seconds[name]
             )
