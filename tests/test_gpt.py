@@ -3,12 +3,14 @@ Sparse Transformer attention patterns, freezing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from genlab.data import DataInfo
-from genlab.errors import UsageError
+from genlab.errors import RunError, UsageError
 from genlab.hardware import native_bf16
 from genlab.models.gpt import GPT, Config, attend, attention_mask
 from genlab.run import resolve_config
@@ -71,26 +73,30 @@ def test_cached_and_uncached_greedy_decoding_agree_within_the_context(attention,
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
-def test_past_the_context_every_token_sees_at_most_block_size_tokens():
-    model = make_gpt()
-    size = model.cfg.block_size
-    prompt = torch.tensor([[1, 2, 3]])
-    forced = torch.randint(0, len(VOCAB), (1, 4 * size), generator=torch.Generator().manual_seed(2))
-    ids, logits, contexts = run_steps(model, prompt, 4 * size, cached=True, forced=forced)
-    stepper = model.stepper(True)
+@pytest.mark.parametrize(
+    ("size", "attention"),
+    [(16, "dense"), (16, "local"), (16, "strided"), (1, "dense"), (2, "dense"), (3, "local")],
+)
+def test_past_the_context_every_token_sees_at_most_block_size_tokens(size, attention):
+    model = make_gpt(block_size=size, attention=attention, window=4)
+    prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])  # two sequences, longer than some contexts
+    g = torch.Generator().manual_seed(2)
+    forced = torch.randint(0, len(VOCAB), (2, 4 * size + 4), generator=g)
+    ids, logits, contexts = run_steps(model, prompt, 4 * size + 4, cached=True, forced=forced)
     for step, (out, ctx) in enumerate(zip(logits, contexts, strict=True)):
         end = prompt.shape[1] + step  # tokens known when this step's logits were computed
-        assert 1 <= ctx.shape[1] <= size
+        assert min(size, (size + 1) // 2, end) <= ctx.shape[1] <= size
         assert torch.equal(ctx, ids[:, end - ctx.shape[1] : end])  # the most recent tokens
         with torch.no_grad():  # the same logits as a plain forward pass on that context
             torch.testing.assert_close(out, model.logits(ctx)[:, -1], atol=1e-5, rtol=0)
     # the cache is rebuilt, never grown: it holds at most block_size positions
+    stepper = model.stepper(True)
     stepper.start(prompt)
-    for t in ids[0, 3:].tolist():
-        stepper.advance(torch.tensor([t]))
+    for t in ids[:, 3:].t():
+        stepper.advance(t)
         assert stepper.cache.length <= size and stepper.cache.rows.shape[1] == size
     # the uncached path slides: every step reads the last block_size tokens
-    _, logits_u, contexts_u = run_steps(model, prompt, 4 * size, cached=False)
+    _, logits_u, contexts_u = run_steps(model, prompt, 4 * size + 4, cached=False)
     assert max(c.shape[1] for c in contexts_u) == size
 
 
@@ -216,6 +222,22 @@ def test_explicit_cpu_attention_equals_sdpa_values_and_gradients(attention):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
+def test_explicit_cpu_attention_under_bfloat16_autocast_stays_close_to_sdpa():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 12, 8, generator=g) for _ in range(3))
+    exact = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = attend(q, k, v, None, True).float()
+        theirs = F.scaled_dot_product_attention(q, k, v, is_causal=True).float()
+    # bfloat16 keeps 8 bits of mantissa: both are within its rounding of the float32 result
+    assert (ours - exact).abs().max() < 0.03 and (theirs - exact).abs().max() < 0.03
+
+
+def test_a_model_whose_probabilities_are_nan_is_an_error_not_token_zero():
+    with pytest.raises(RunError, match="not numbers"):
+        next_token(torch.full((1, 5), float("nan")))
+
+
 def test_draws_follow_the_probabilities_and_never_pick_an_excluded_token():
     probs = torch.tensor([0.5, 0.3, 0.2, 0.0])
     logits = probs.log().expand(40_000, 4)  # 40,000 independent draws at once
@@ -249,3 +271,9 @@ def test_the_shakespeare_cpu_preset_is_nanogpts_configuration(tmp_path):
         0.1,
     )
     assert t.bf16 == native_bf16(torch.device("cpu"))  # bfloat16 only where the CPU has it
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="needs Linux's /proc/cpuinfo")
+def test_native_bf16_agrees_with_the_cpu_flags():
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    assert native_bf16(torch.device("cpu")) == bool(flags & {"avx512_bf16", "amx_bf16"})

@@ -10,6 +10,8 @@ def native_bf16(device: torch.device) -> bool:
     with AVX512-BF16 or AMX (elsewhere the CPU emulates it, slower than float32)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):

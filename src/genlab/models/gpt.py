@@ -2,7 +2,8 @@
 
 Token + learned position embeddings -> n_layer pre-LayerNorm blocks
 [x + attn(LN(x)), x + MLP(LN(x))] -> LayerNorm -> linear head tied to the token embedding.
-Attention is causal self-attention through `torch.nn.functional.scaled_dot_product_attention`.
+Attention is causal self-attention through `torch.nn.functional.scaled_dot_product_attention`
+(on the CPU, short contexts: the same products written out, see `attend`).
 
 `attention` picks a pattern of which earlier positions a position i may attend to, the fixed
 sparse patterns of Sparse Transformers (Child et al. 2019, section 4.2) with stride `window`:
@@ -11,7 +12,7 @@ sparse patterns of Sparse Transformers (Child et al. 2019, section 4.2) with str
   pattern; a sliding window).
 - `strided`: local, plus every position a multiple of `window` back: (i - j) % window == 0
   (both halves of the strided pattern merged in one head).
-Sparse patterns are boolean masks passed to scaled_dot_product_attention.
+Sparse patterns are boolean masks passed to `attend`.
 
 Sampling keeps a key/value cache, so each new token costs one position. Positions are learned
 and absolute, so when the context fills, the cache is rebuilt from the last half of the context
@@ -114,11 +115,11 @@ def attend(
     if causal:  # SDPA's is_causal: the top-left aligned lower triangle
         mask = torch.ones(tq, tk, dtype=torch.bool, device=q.device).tril()
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, nh, Tq, Tk)
-    if mask is not None:  # an added -inf (its gradient passes through, unlike masked_fill's)
+    if mask is not None:  # an added -inf mask: a cheaper backward than masked_fill's
         scores = scores + torch.zeros(
             mask.shape, dtype=scores.dtype, device=mask.device
         ).masked_fill(~mask, -math.inf)
-    weights = scores.softmax(dim=-1)
+    weights = scores.softmax(dim=-1, dtype=torch.float32).to(v.dtype)  # as SDPA: in float32
     if dropout > 0:
         weights = F.dropout(weights, dropout)
     return weights @ v
@@ -129,10 +130,7 @@ class KVCache:
 
     `rows[layer, position]` is the (B, 3C) q/k/v projection of every sequence at that position,
     positions first: a step's projection is written into the cache by the matrix product itself.
-    `heads[layer]` views the same numbers as (3, B, nh, size, hs) queries, keys and values, and
-    `step[layer][p]` holds what a one-token step at position p reads and writes (its row, its
-    query, the keys and values up to p): views made once, not ~10 view operations per layer and
-    token.
+    `heads[layer]` views the same numbers as (3, B, nh, size, hs) queries, keys and values.
     """
 
     def __init__(
@@ -140,11 +138,19 @@ class KVCache:
     ) -> None:
         self.rows = torch.zeros(n_layer, size, b, 3 * n_embd, dtype=like.dtype, device=like.device)
         self.heads = list(self.rows.view(n_layer, size, b, 3, n_head, -1).permute(0, 3, 2, 4, 1, 5))
-        self.step = [
-            [(rows[p], q[:, :, p : p + 1], k[:, :, : p + 1], v[:, :, : p + 1]) for p in range(size)]
-            for rows, (q, k, v) in zip(self.rows, self.heads, strict=True)
-        ]
         self.length = 0  # positions held
+        self._views: list[dict[int, tuple]] = [{} for _ in range(n_layer)]
+
+    def at(self, layer: int, p: int) -> tuple[torch.Tensor, ...]:
+        """What a one-token step at position p reads and writes: its (B, 3C) row, its query,
+        and the keys and values up to p. Views made once, not ~10 view operations per layer
+        and token."""
+        views = self._views[layer].get(p)
+        if views is None:
+            q, k, v = self.heads[layer]
+            views = (self.rows[layer, p], q[:, :, p : p + 1], k[:, :, : p + 1], v[:, :, : p + 1])
+            self._views[layer][p] = views
+        return views
 
 
 @contextlib.contextmanager
@@ -288,6 +294,9 @@ class UncachedStepper:
 class CachedStepper:
     """Key/value-cached decoding; rebuilds the cache from the last half when the context fills.
 
+    Sampling semantics whatever the model's mode: no dropout. oneDNN is switched off for the
+    whole process while a step runs (a global flag; not for concurrent threads).
+
     It runs the network of `GPT.logits` in eval mode as plain tensor operations on the model's
     own parameters (looked up once): a one-token step is ~70 operations of a few microseconds
     each on a CPU, and module calls would cost as much again. Rows are position-major
@@ -297,7 +306,7 @@ class CachedStepper:
     def __init__(self, model: GPT) -> None:
         self.model = model
         cfg = model.cfg
-        self.size, self.keep = cfg.block_size, max(1, cfg.block_size - cfg.block_size // 2)
+        self.size, self.keep = cfg.block_size, (cfg.block_size + 1) // 2
         self.ids = torch.empty(0)  # (B, L): the tokens the cache holds, L <= block_size
         self.cache: KVCache | None = None
         self.layers = []  # the parameters each block's step uses, matrices transposed
@@ -323,7 +332,7 @@ class CachedStepper:
     def advance(self, token: torch.Tensor) -> torch.Tensor:
         token = token[:, None]  # (B, 1)
         if self.ids.shape[1] == self.size:  # full: rebuild from the most recent tokens
-            return self._fill(torch.cat([self.ids[:, -(self.keep - 1) :], token], dim=1))
+            return self._fill(torch.cat([self.ids, token], dim=1)[:, -self.keep :])
         self.ids = torch.cat([self.ids, token], dim=1)
         return self._read(token)
 
@@ -351,7 +360,7 @@ class CachedStepper:
             for i, layer in enumerate(self.layers):
                 g1, b1, w_qkv, b_qkv, w_proj, b_proj, g2, b2, w_fc, b_fc, w_out, b_out = layer
                 if t == 1:
-                    rows, q, k, v = cache.step[i][start]
+                    rows, q, k, v = cache.at(i, start)
                 else:
                     rows, (q, k, v) = (
                         cache.rows[i, :end].view(t * b, -1),
@@ -363,7 +372,7 @@ class CachedStepper:
                 else:
                     torch.addmm(b_qkv, h, w_qkv, out=rows)
                 y = attend(q, k, v, mask, mask is None and t > 1)  # (B, nh, T, hs)
-                y = y.view(b, c) if t == 1 else y.permute(2, 0, 1, 3).reshape(t * b, c)
+                y = y.reshape(b, c) if t == 1 else y.permute(2, 0, 1, 3).reshape(t * b, c)
                 x = x + _linear(y, w_proj, b_proj)
                 h = F.gelu(_linear(F.layer_norm(x, (c,), g2, b2), w_fc, b_fc))
                 x = x + _linear(h, w_out, b_out)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import torch
 
-from genlab.errors import UsageError
+from genlab.errors import RunError, UsageError
 
 
 class Stepper(Protocol):
@@ -78,7 +78,13 @@ def next_token(
     # independent exponential clocks with rates `probs` to ring is token i with probability
     # probs[i]; a token of probability 0 never rings first.
     clocks = torch.empty_like(probs).exponential_(generator=generator).clamp_min_(1e-30)
-    return (probs / clocks).argmax(-1)
+    token = (probs / clocks).argmax(-1)
+    if torch.isnan(probs.sum()):  # argmax would pick a NaN's index: say what happened instead
+        raise RunError(
+            "the model's next-token probabilities are not numbers (NaN): its weights may have "
+            "diverged (retrain from an earlier checkpoint), or the temperature is too small"
+        )
+    return token
 
 
 @torch.inference_mode()

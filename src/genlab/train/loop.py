@@ -292,8 +292,7 @@ class Trainer:
             torch.manual_seed(step_seed(self.cfg.seed, 0, rank=104729))
             for i in range(n_batches):
                 idx = torch.arange(i * b, min((i + 1) * b, len(split)))
-                with self.autocast():
-                    out = model.loss(self.to_device(self.data.batch("val", idx)))
+                out = model.loss(self.to_device(self.data.batch("val", idx)))  # in float32
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
                 seen += len(idx)
