@@ -208,8 +208,8 @@ def main() -> None:
     data = load_data(cfg, a.data, run_dir=out)
     threads = torch.get_num_threads()
     model = genlab.load(out, which="latest")
-    # sampling: the best of 3 interleaved rounds of each contender (load on a shared machine only
-    # ever slows a round down); nanoGPT's sampler at 1 thread and at its default thread count
+    # sampling: the median of 5 interleaved rounds of each contender (robust to load that comes
+    # and goes); nanoGPT's sampler at 1 thread and at its default thread count, the faster counting
     ids = torch.tensor([model.start_ids()])
     reference = RefGPT(data.info.vocab_size).eval()  # its speed does not depend on its weights
     contenders = {
@@ -221,13 +221,14 @@ def main() -> None:
             f"reference_{k}": lambda n, k=k: _with_threads(k, reference.generate, ids, n)
             for k in sorted({1, threads})
         }
-    results = dict.fromkeys(contenders, 0.0)
-    for _ in range(3):
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(5):
         for name, generate in contenders.items():
             generate(20)  # warm-up
             t0 = time.perf_counter()
             generate(a.sample_tokens)
-            results[name] = max(results[name], a.sample_tokens / (time.perf_counter() - t0))
+            rates[name].append(a.sample_tokens / (time.perf_counter() - t0))
+    results = {name: float(np.median(r)) for name, r in rates.items()}
     text = model.sample(1, prompt="ROMEO:", max_new_tokens=200, temperature=0.8, top_k=50)[0]
     print("--- sample (temperature 0.8, top-k 50) ---")
     print(text)

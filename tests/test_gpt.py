@@ -91,10 +91,11 @@ def test_past_the_context_every_token_sees_at_most_block_size_tokens(size, atten
             torch.testing.assert_close(out, model.logits(ctx)[:, -1], atol=1e-5, rtol=0)
     # the cache is rebuilt, never grown: it holds at most block_size positions
     stepper = model.stepper(True)
-    stepper.start(prompt)
-    for t in ids[:, 3:].t():
-        stepper.advance(t)
-        assert stepper.cache.length <= size and stepper.cache.rows.shape[1] == size
+    with torch.no_grad():
+        stepper.start(prompt)
+        for t in ids[:, 3:].t():
+            stepper.advance(t)
+            assert stepper.cache.length <= size and stepper.cache.rows.shape[1] == size
     # the uncached path slides: every step reads the last block_size tokens
     _, logits_u, contexts_u = run_steps(model, prompt, 4 * size + 4, cached=False)
     assert max(c.shape[1] for c in contexts_u) == size

@@ -24,7 +24,6 @@ block_size/2 and `block_size` tokens, and the cache never grows past them. (A tr
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -151,18 +150,6 @@ class KVCache:
             views = (self.rows[layer, p], q[:, :, p : p + 1], k[:, :, : p + 1], v[:, :, : p + 1])
             self._views[layer][p] = views
         return views
-
-
-@contextlib.contextmanager
-def _without_onednn():
-    """oneDNN off: its per-call set-up (about 10 us for a GELU of 512 numbers) dwarfs the work of
-    a one-token step; PyTorch's own kernels take over."""
-    enabled = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = enabled
 
 
 class CausalSelfAttention(nn.Module):
@@ -294,8 +281,7 @@ class UncachedStepper:
 class CachedStepper:
     """Key/value-cached decoding; rebuilds the cache from the last half when the context fills.
 
-    Sampling semantics whatever the model's mode: no dropout. oneDNN is switched off for the
-    whole process while a step runs (a global flag; not for concurrent threads).
+    Sampling semantics whatever the model's mode: no dropout.
 
     It runs the network of `GPT.logits` in eval mode as plain tensor operations on the model's
     own parameters (looked up once): a one-token step is ~70 operations of a few microseconds
@@ -340,12 +326,12 @@ class CachedStepper:
         """The tokens the latest logits were predicted from."""
         return self.ids
 
-    @torch.inference_mode()
     def _read(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, T) ids at the positions after the cache's -> (B, V) logits after the last one.
-        Several tokens are read into an empty cache only (a prompt, a rebuild)."""
+        Several tokens are read into an empty cache only (a prompt, a rebuild). Call it without
+        gradients (`generate` runs under torch.inference_mode)."""
         m, cache = self.model, self.cache
-        (b, t), c = ids.shape, m.cfg.n_embd
+        (b, t), c, eps = ids.shape, m.cfg.n_embd, m.ln_f.eps
         start, end = cache.length, cache.length + t
         if t > 1 and start:
             raise ValueError("several tokens are read into an empty cache only")
@@ -356,34 +342,36 @@ class CachedStepper:
             x = m.tok_emb.weight[ids[:, 0]] + m.pos_emb.weight[start]  # (B, C)
         else:
             x = (m.tok_emb.weight[ids.t()] + m.pos_emb.weight[:end, None]).reshape(t * b, c)
-        with _without_onednn():
-            for i, layer in enumerate(self.layers):
-                g1, b1, w_qkv, b_qkv, w_proj, b_proj, g2, b2, w_fc, b_fc, w_out, b_out = layer
-                if t == 1:
-                    rows, q, k, v = cache.at(i, start)
-                else:
-                    rows, (q, k, v) = (
-                        cache.rows[i, :end].view(t * b, -1),
-                        cache.heads[i][..., :end, :],
-                    )
-                h = F.layer_norm(x, (c,), g1, b1)
-                if b_qkv is None:
-                    torch.mm(h, w_qkv, out=rows)
-                else:
-                    torch.addmm(b_qkv, h, w_qkv, out=rows)
-                y = attend(q, k, v, mask, mask is None and t > 1)  # (B, nh, T, hs)
-                y = y.reshape(b, c) if t == 1 else y.permute(2, 0, 1, 3).reshape(t * b, c)
-                x = x + _linear(y, w_proj, b_proj)
-                h = F.gelu(_linear(F.layer_norm(x, (c,), g2, b2), w_fc, b_fc))
-                x = x + _linear(h, w_out, b_out)
-            cache.length = end
-            x = F.layer_norm(x[-b:], (c,), m.ln_f.weight, m.ln_f.bias)  # the last position
-            return torch.mm(x, self.head_t)  # (B, V): the tied head
+        for i, layer in enumerate(self.layers):
+            g1, b1, w_qkv, b_qkv, w_proj, b_proj, g2, b2, w_fc, b_fc, w_out, b_out = layer
+            if t == 1:
+                rows, q, k, v = cache.at(i, start)
+            else:
+                rows, (q, k, v) = cache.rows[i, :end].view(t * b, -1), cache.heads[i][..., :end, :]
+            h = torch.layer_norm(x, (c,), g1, b1, eps)
+            if b_qkv is None:
+                torch.mm(h, w_qkv, out=rows)
+            else:
+                torch.addmm(b_qkv, h, w_qkv, out=rows)
+            y = attend(q, k, v, mask, mask is None and t > 1)  # (B, nh, T, hs)
+            y = y.reshape(b, c) if t == 1 else y.permute(2, 0, 1, 3).reshape(t * b, c)
+            x = _residual(x, y, w_proj, b_proj)
+            h = F.gelu(_linear(torch.layer_norm(x, (c,), g2, b2, eps), w_fc, b_fc))
+            x = _residual(x, h, w_out, b_out)
+        cache.length = end
+        x = torch.layer_norm(x[-b:], (c,), m.ln_f.weight, m.ln_f.bias, eps)  # the last position
+        return torch.mm(x, self.head_t)  # (B, V): the tied head
 
 
 def _linear(x: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """x @ w_t (+ bias) for 2-d x, with the matrix given transposed."""
     return torch.mm(x, w_t) if bias is None else torch.addmm(bias, x, w_t)
+
+
+def _residual(x: torch.Tensor, y: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor | None):
+    """x + y @ w_t (+ bias) in one fused operation when there is no bias."""
+    out = torch.addmm(x, y, w_t)
+    return out if bias is None else out.add_(bias)
 
 
 def shakespeare_cpu_preset(run):
