@@ -29,6 +29,7 @@ import argparse
 import copy
 import json
 import math
+import multiprocessing
 import resource
 import sys
 import tempfile
@@ -206,29 +207,11 @@ def main() -> None:
 
     _, cfg, _ = read_run(out)
     data = load_data(cfg, a.data, run_dir=out)
-    threads = torch.get_num_threads()
+    # sampling in a fresh process, as `genlab sample` and nanoGPT's sample.py run (a process that
+    # has just trained decodes small operations ~15% slower: allocator and thread-pool state)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        results = pool.apply(sampling_rates, (str(out), a.sample_tokens, bool(a.reference_iters)))
     model = genlab.load(out, which="latest")
-    # sampling: the median of 5 interleaved rounds of each contender (robust to load that comes
-    # and goes); nanoGPT's sampler at 1 thread and at its default thread count, the faster counting
-    ids = torch.tensor([model.start_ids()])
-    reference = RefGPT(data.info.vocab_size).eval()  # its speed does not depend on its weights
-    contenders = {
-        "cached": lambda n: model.generate_ids(ids, n, generator=torch.Generator().manual_seed(1)),
-        "uncached": lambda n: model.generate_ids(ids, n, cached=False),
-    }
-    if a.reference_iters:
-        contenders |= {
-            f"reference_{k}": lambda n, k=k: _with_threads(k, reference.generate, ids, n)
-            for k in sorted({1, threads})
-        }
-    rates: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(5):
-        for name, generate in contenders.items():
-            generate(20)  # warm-up
-            t0 = time.perf_counter()
-            generate(a.sample_tokens)
-            rates[name].append(a.sample_tokens / (time.perf_counter() - t0))
-    results = {name: float(np.median(r)) for name, r in rates.items()}
     text = model.sample(1, prompt="ROMEO:", max_new_tokens=200, temperature=0.8, top_k=50)[0]
     print("--- sample (temperature 0.8, top-k 50) ---")
     print(text)
@@ -289,6 +272,31 @@ def main() -> None:
     }
     for k, v in figures.items():
         print(f"{k}={round(v, 3) if isinstance(v, float) else v}")
+
+
+def sampling_rates(run: str, n: int, reference: bool) -> dict[str, float]:
+    """Tokens/s of genlab's cached and uncached sampling of `run` (and of nanoGPT's sampler at 1
+    thread and at the default thread count): the median of 5 interleaved rounds of each."""
+    model = genlab.load(run, which="latest")
+    ids = torch.tensor([model.start_ids()])
+    contenders = {
+        "cached": lambda k: model.generate_ids(ids, k, generator=torch.Generator().manual_seed(1)),
+        "uncached": lambda k: model.generate_ids(ids, k, cached=False),
+    }
+    if reference:  # its speed does not depend on its weights
+        ref = RefGPT(model.vocab_size).eval()
+        contenders |= {
+            f"reference_{t}": lambda k, t=t: _with_threads(t, ref.generate, ids, k)
+            for t in sorted({1, torch.get_num_threads()})
+        }
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(5):
+        for name, generate in contenders.items():
+            generate(20)  # warm-up
+            t0 = time.perf_counter()
+            generate(n)
+            rates[name].append(n / (time.perf_counter() - t0))
+    return {name: float(np.median(r)) for name, r in rates.items()}
 
 
 def _with_threads(n: int, fn, *args):

@@ -278,6 +278,10 @@ class UncachedStepper:
         return self.model.logits(self.context())[:, -1]  # (B, V)
 
 
+COPY_MAX_PARAMETERS = 16_000_000
+"""Decoding copies the matrices of models up to this size into a faster layout (64 MB)."""
+
+
 class CachedStepper:
     """Key/value-cached decoding; rebuilds the cache from the last half when the context fills.
 
@@ -295,14 +299,23 @@ class CachedStepper:
         self.size, self.keep = cfg.block_size, (cfg.block_size + 1) // 2
         self.ids = torch.empty(0)  # (B, L): the tokens the cache holds, L <= block_size
         self.cache: KVCache | None = None
-        self.layers = []  # the parameters each block's step uses, matrices transposed
+        # the parameters each block's step uses, matrices transposed; on a CPU, for models up to
+        # COPY_MAX_PARAMETERS, as contiguous copies (a one-row product with one is 1.3 us faster,
+        # 17 of them per token) made once per call, when the weights cannot change
+        n_params = sum(p.numel() for p in model.parameters())
+        copy = model.device.type == "cpu" and n_params <= COPY_MAX_PARAMETERS
+
+        def t(w: torch.Tensor) -> torch.Tensor:
+            return w.detach().t().contiguous() if copy else w.detach().t()
+
+        self.layers = []
         for blk in model.blocks:
             qkv, proj, fc, out = blk.attn.qkv, blk.attn.proj, blk.mlp[0], blk.mlp[2]
             self.layers.append(
-                (blk.ln1.weight, blk.ln1.bias, qkv.weight.t(), qkv.bias, proj.weight.t(), proj.bias)
-                + (blk.ln2.weight, blk.ln2.bias, fc.weight.t(), fc.bias, out.weight.t(), out.bias)
+                (blk.ln1.weight, blk.ln1.bias, t(qkv.weight), qkv.bias, t(proj.weight), proj.bias)
+                + (blk.ln2.weight, blk.ln2.bias, t(fc.weight), fc.bias, t(out.weight), out.bias)
             )
-        self.head_t = model.tok_emb.weight.t()
+        self.head_t = t(model.tok_emb.weight)
 
     def _fill(self, ids: torch.Tensor) -> torch.Tensor:
         m, cfg = self.model, self.model.cfg
