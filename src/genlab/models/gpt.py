@@ -288,7 +288,7 @@ class CachedStepper:
     Sampling semantics whatever the model's mode: no dropout.
 
     It runs the network of `GPT.logits` in eval mode as plain tensor operations on the model's
-    own parameters (looked up once): a one-token step is ~70 operations of a few microseconds
+    own parameters (looked up once): a one-token step is ~50 operations of a few microseconds
     each on a CPU, and module calls would cost as much again. Rows are position-major
     (row = position * B + sequence), so that each qkv projection is written into the cache.
     """
