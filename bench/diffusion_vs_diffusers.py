@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import genlab
-from genlab.registry import default_config
 from genlab.run import load_data
-from genlab.train.optim import build_optimizer, lr_at
+from genlab.runconfig import default_config
+from genlab.training.optim import build_optimizer, lr_at
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diffusion_mnist import DEFAULT_DATA, ROOT, Judge, calibrate, timed_samples  # noqa: E402

@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 import genlab
 from genlab.run import load_data, read_run
-from genlab.train.loop import Trainer
+from genlab.training.loop import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"

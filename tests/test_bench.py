@@ -89,7 +89,7 @@ def test_command_line_refuses_bad_input_before_training(tmp_path):
 def test_an_interrupted_bench_resumes_and_counts_both_parts(tmp_path, feature_cache, monkeypatch):
     import signal
 
-    from genlab.train.loop import Interrupted, Trainer
+    from genlab.training.loop import Interrupted, Trainer
 
     out = tmp_path / "bench"
     step_once = Trainer.train_step

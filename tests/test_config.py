@@ -9,7 +9,8 @@ import pytest
 
 from genlab.config import all_keys, apply_overrides, dumps, from_dict, to_dict
 from genlab.errors import UsageError
-from genlab.registry import FAMILIES, default_config, run_config_class
+from genlab.registry import FAMILIES
+from genlab.runconfig import default_config, run_config_class
 
 FAMILY_PRESETS = [(f, p) for f, (_, presets) in FAMILIES.items() for p in [None, *presets]]
 

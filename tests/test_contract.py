@@ -17,9 +17,10 @@ from genlab.config import apply_overrides, to_dict
 from genlab.data import load_dataset
 from genlab.errors import UsageError
 from genlab.io.checkpoint import save_checkpoint, write_json_atomic
-from genlab.registry import FAMILIES, default_config
+from genlab.registry import FAMILIES
 from genlab.run import build_model, load_data
-from genlab.train.loop import Interrupted, Trainer
+from genlab.runconfig import default_config
+from genlab.training.loop import Interrupted, Trainer
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ from genlab.data import load_dataset
 from genlab.diffusion import inpainting, samplers
 from genlab.diffusion.schedules import NoiseSchedule, linear_betas, make_schedule
 from genlab.errors import UsageError
-from genlab.registry import default_config
 from genlab.run import build_model
+from genlab.runconfig import default_config
 
 
 @pytest.fixture(scope="module")

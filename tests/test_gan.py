@@ -15,9 +15,10 @@ from genlab.config import apply_overrides
 from genlab.data import load_dataset
 from genlab.errors import UsageError
 from genlab.io.checkpoint import load_optimizer_state
-from genlab.registry import FAMILIES, TrainConfig, default_config
+from genlab.registry import FAMILIES
 from genlab.run import build_model
-from genlab.train import loop as training_loop
+from genlab.runconfig import TrainConfig, default_config
+from genlab.training import loop as training_loop
 
 
 @pytest.fixture(scope="module")

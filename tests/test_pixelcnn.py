@@ -17,8 +17,8 @@ from genlab.data import DataInfo, load_dataset
 from genlab.errors import UsageError
 from genlab.metrics.evaluate import evaluate
 from genlab.models.pixelcnn import Config, PixelCNN
-from genlab.registry import default_config
 from genlab.run import build_model
+from genlab.runconfig import default_config
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ from genlab.metrics.quality import (
     precision_recall,
     sample_quality,
 )
-from genlab.registry import default_config
 from genlab.run import build_model
+from genlab.runconfig import default_config
 
 
 def test_frechet_distance_known_answers():

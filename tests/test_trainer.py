@@ -23,11 +23,11 @@ from genlab.config import apply_overrides
 from genlab.data import load_dataset
 from genlab.errors import RunError, UsageError
 from genlab.models.mlp import MLP
-from genlab.registry import TrainConfig, default_config
 from genlab.run import build_model
-from genlab.train import loop as train_loop
-from genlab.train.loop import Trainer
-from genlab.train.optim import build_optimizer, lr_at
+from genlab.runconfig import TrainConfig, default_config
+from genlab.training import loop as train_loop
+from genlab.training.loop import Trainer
+from genlab.training.optim import build_optimizer, lr_at
 
 
 def train(run: Path, steps: int | None, *extra: str, **kw) -> Path:

@@ -6,8 +6,7 @@ model = genlab.load(run)
 images = model.sample(16)
 """
 
-__version__ = "0.1.0"
-
-from genlab.run import load, train  # noqa: E402
+from genlab._version import __version__
+from genlab.run import load, train
 
 __all__ = ["__version__", "load", "train"]

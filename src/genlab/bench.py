@@ -101,7 +101,8 @@ def family_overrides(family: str, overrides: list[str]) -> list[str]:
 
 def run_config(family: str, preset: str | None, overrides: list[str]) -> Any:
     """The family's configuration: its preset of that name if it has one, then --set."""
-    from genlab.registry import default_config, get_family
+    from genlab.registry import get_family
+    from genlab.runconfig import default_config
 
     _, presets = get_family(family)
     base = default_config(family, preset if preset in presets else None)
@@ -111,7 +112,7 @@ def run_config(family: str, preset: str | None, overrides: list[str]) -> Any:
 def calibrate(family: str, cfg: Any, dataset: Any, steps: int = 10) -> float:
     """Seconds per optimizer step of `family` with configuration `cfg` on `dataset`."""
     from genlab.run import build_model
-    from genlab.train.loop import Trainer
+    from genlab.training.loop import Trainer
 
     torch.manual_seed(cfg.train.seed)
     model = build_model(family, cfg.model, dataset.info, dataset.files)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from genlab import __version__
+from genlab._version import __version__
 from genlab.errors import GenlabError, UsageError
 
 EPILOG_TRAIN = """examples:

@@ -1,15 +1,12 @@
-"""Family name -> model class, and the run configuration built around each family's Config.
+"""Family name -> model class and presets: the only module that imports every family.
 
 Explicit imports, no discovery: adding a family is one import and one line here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import functools
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from genlab.errors import UsageError
 from genlab.models import cnn, ddpm, gan, gpt, mlp, pixelcnn, rnn, vae
@@ -27,90 +24,6 @@ FAMILIES: dict[str, tuple[type[GenerativeModel], dict[str, Any]]] = {
 }
 
 
-@dataclass
-class DataConfig:
-    val_fraction: float = 0.1
-    """Fraction of the training examples held out for validation (early stopping, best model)."""
-    test_fraction: float = 0.1
-    """Fraction held out for testing when the data has no test set of its own."""
-    target: str = ""
-    """CSV only: the target column (default: a column named target, label, class or y)."""
-    task: Literal["auto", "classification", "regression"] = "auto"
-    """CSV only: what the target is; auto guesses from its values."""
-    seed: int = 0
-    """Seed of the train/validation/test split (kept apart from the training seed)."""
-    tokenizer: Literal["char", "bpe"] = "char"
-    """Text only: characters as tokens, or byte-level BPE trained on the corpus."""
-    vocab_size: int = 1024
-    """Text with the bpe tokenizer: number of token ids to learn (at least 256)."""
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 2000
-    """Total optimizer steps of the run (`--steps`); a resumed run continues up to this count."""
-    epochs: float = 0.0
-    """If > 0, overrides steps with ceil(epochs * (train examples // batch_size)) (`--epochs`)."""
-    batch_size: int = 64
-    """Global batch size (split across processes under torchrun)."""
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
-    """adamw (decoupled weight decay on matrices only), adam, or sgd with momentum."""
-    lr: float = 1e-3
-    """Peak learning rate."""
-    weight_decay: float = 0.0
-    """Weight decay, applied only to parameters with 2 or more dimensions."""
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    """Adam/AdamW betas."""
-    momentum: float = 0.9
-    """SGD momentum."""
-    warmup_steps: int = 0
-    """Linear learning-rate warm-up from 0 over this many steps."""
-    schedule: Literal["cosine", "constant"] = "cosine"
-    """After warm-up: cosine decay to lr * min_lr_ratio at the last step, or constant."""
-    min_lr_ratio: float = 0.1
-    """Final learning rate as a fraction of lr (cosine schedule)."""
-    grad_clip: float = 1.0
-    """Clip the global gradient norm to this value; 0 disables."""
-    ema_decay: float = 0.0
-    """If > 0, keep an exponential moving average of the weights with this decay; sampling and
-    evaluation then use the averaged weights."""
-    eval_every: int = 200
-    """Evaluate on the validation split every this many steps (and at the end)."""
-    eval_batches: int = 0
-    """Validation batches per evaluation; 0 = the whole validation split."""
-    patience: int = 0
-    """Early stopping: stop after this many evaluations with no better validation loss; 0 = off."""
-    checkpoint_every: int = 500
-    """Write the latest checkpoint every this many steps (also at every evaluation and the end)."""
-    log_every: int = 20
-    """Append training metrics to metrics.jsonl every this many steps."""
-    seed: int = 0
-    """Seed of initialization, data order and every random draw in training (`--seed`)."""
-    device: str = "auto"
-    """auto (a GPU when there is one), cpu, cuda or cuda:N (`--device`)."""
-    bf16: bool = False
-    """Mixed precision: training steps' matrix products in bfloat16 (autocast); weights, optimizer
-    and validation in float32.
-    Fast on GPUs and on CPUs with AVX512-BF16 or AMX (about 1.5x for gpt on this project's 2-core
-    AMD EPYC); elsewhere emulated and slower."""
-    freeze_layers: int = 0
-    """Fine-tuning: freeze the embeddings and the first k blocks/layers (families with freeze())."""
-
-    def validate(self) -> None:
-        for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"train.{name} must be at least 1; got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise UsageError(f"train.lr must be greater than 0; got {self.lr}")
-        for name in ("epochs", "grad_clip", "patience", "freeze_layers"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"train.{name} must be 0 or more; got {getattr(self, name)}")
-        if not 0 <= self.ema_decay < 1:
-            raise UsageError(f"train.ema_decay must be in [0, 1); got {self.ema_decay}")
-        if len(self.betas) != 2:
-            raise UsageError(f"train.betas takes two numbers like [0.9,0.999]; got {self.betas}")
-
-
 def get_family(name: str) -> tuple[type[GenerativeModel], dict[str, Any]]:
     """The model class and presets of a family, or a UsageError naming the closest families."""
     if name not in FAMILIES:
@@ -118,29 +31,3 @@ def get_family(name: str) -> tuple[type[GenerativeModel], dict[str, Any]]:
         hint = f"did you mean {' or '.join(close)}?" if close else "see 'genlab list'"
         raise UsageError(f"unknown family '{name}'; {hint} (families: {', '.join(FAMILIES)})")
     return FAMILIES[name]
-
-
-@functools.cache  # one class per family, so that configs of the same family compare equal
-def run_config_class(family: str) -> type:
-    """The run configuration dataclass of a family: model (its Config), data and train groups."""
-    model_cls, _ = get_family(family)
-    return dataclasses.make_dataclass(
-        f"{model_cls.__name__}RunConfig",
-        [
-            ("model", model_cls.Config, field(default_factory=model_cls.Config)),
-            ("data", DataConfig, field(default_factory=DataConfig)),
-            ("train", TrainConfig, field(default_factory=TrainConfig)),
-        ],
-    )
-
-
-def default_config(family: str, preset: str | None = None) -> Any:
-    """A family's run configuration: the defaults, shaped by a preset function when named."""
-    _, presets = get_family(family)
-    run = run_config_class(family)()
-    if preset:
-        if preset not in presets:
-            names = ", ".join(presets) or "none"
-            raise UsageError(f"unknown preset '{preset}' for {family}; presets: {names}")
-        run = presets[preset](run)
-    return run

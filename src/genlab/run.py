@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from genlab import __version__
+from genlab._version import __version__
 from genlab.config import apply_overrides, from_dict, to_dict
 from genlab.data import DataInfo, Dataset, load_dataset
 from genlab.errors import RunError, UsageError
+from genlab.io.atomic import write_bytes_atomic
 from genlab.io.checkpoint import checkpoint_dir, load_tensors, read_json, write_json_atomic
 from genlab.io.images import save_grid
 from genlab.models.base import GenerativeModel
-from genlab.registry import default_config, get_family, run_config_class
-from genlab.train.loop import Trainer
+from genlab.registry import get_family
+from genlab.runconfig import default_config, run_config_class
+from genlab.training.loop import Trainer
 
 
 def load_data(run_cfg: Any, spec: str, run_dir: str | Path | None = None) -> Dataset:
@@ -215,7 +216,7 @@ def train(
             meta["init_from"] = read_json(out / "config.json", "run config")["init_from"]
         write_json_atomic(out / "config.json", meta)
         for name, content in dataset.files.items():  # e.g. the tokenizer
-            _write_atomic(out / name, content)
+            write_bytes_atomic(out / name, content)
     trainer.dist.barrier()
     if resume:
         trainer.resume()
@@ -242,12 +243,6 @@ def _init_weights(model: GenerativeModel, run_dir: str | Path) -> None:
             f"--init-from: the weights of {run_dir} do not fit this model; keep the model.* "
             "settings that change parameter shapes as they were"
         ) from None
-
-
-def _write_atomic(path: Path, content: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
 
 
 def load(

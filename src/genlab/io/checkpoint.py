@@ -29,24 +29,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from genlab.errors import RunError, UsageError
+from genlab.io.atomic import umask as _umask
+from genlab.io.atomic import write_json_atomic
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to `path` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual file mode
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+__all__ = ["write_json_atomic"]
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -9,8 +9,8 @@ import torch
 from tqdm import tqdm
 
 from genlab.data import Dataset
+from genlab.distributions import bits_per_dim
 from genlab.errors import DataError
-from genlab.metrics.likelihood import bits_per_dim
 from genlab.models.base import GenerativeModel
 
 

@@ -53,8 +53,8 @@ def feature_extractor(
     `predict(x)` class logits, and `test_accuracy` its accuracy on the data's test split.
     A cache entry whose checksum does not match is reported and trained again.
     """
-    from genlab.registry import default_config
     from genlab.run import build_model, load_data, read_run, train
+    from genlab.runconfig import default_config
 
     dataset = load_data(default_config("cnn"), data)
     info = dataset.info

@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from genlab.data import DataInfo
 from genlab.diffusion import inpainting, samplers
 from genlab.diffusion.schedules import make_schedule
+from genlab.distributions import discretized_gaussian_log_prob
 from genlab.errors import UsageError
-from genlab.metrics.likelihood import discretized_gaussian_log_prob
 from genlab.models.base import GenerativeModel
 from genlab.models.unet import UNet
 

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.data import DataInfo
+from genlab.distributions import discretized_gaussian_log_prob
 from genlab.errors import UsageError
-from genlab.metrics.likelihood import discretized_gaussian_log_prob
 from genlab.models.base import GenerativeModel
 
 

@@ -42,8 +42,8 @@ from genlab.io.checkpoint import (
     save_checkpoint,
 )
 from genlab.models.base import GenerativeModel
-from genlab.registry import TrainConfig
-from genlab.train.optim import build_optimizer, lr_at
+from genlab.training.config import TrainConfig
+from genlab.training.optim import build_optimizer, lr_at
 
 PERMUTE_MAX = 2**24
 """The most training examples shuffled by a permutation (8 bytes each, 128 MiB at most)."""

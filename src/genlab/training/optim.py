@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from genlab.registry import TrainConfig
+from genlab.training.config import TrainConfig
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
