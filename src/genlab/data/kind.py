@@ -1,0 +1,111 @@
+"""The contract of a data kind (image, text, audio, sequence, tabular).
+
+A data kind is one module `genlab/data/<kind>.py` that defines one `DataKind` subclass and
+registers it with one line in `genlab/data/kinds.py`. It owns everything that depends on what
+the data *is*:
+
+- `Config`: a dataclass of the settings that only apply to it (`--set data.<kind>.<key>=...`);
+- `Record`: a dataclass, the kind's part of `DataInfo` (`info.record`), JSON-friendly;
+- `claims(path)`: whether a path (file or folder) holds data of this kind;
+- `read(path, source, split, cfg, ...)`: the reader, returning a `Dataset`;
+- `encode(data, info)` / `decode(x, info)`: the reversible codec between the user's form
+  (e.g. uint8 images, strings, waveforms in [-1, 1], note lists, table rows) and the tensors a
+  model reads and samples;
+- `write(samples, path, info)`: the writer of samples in the model's form (PNG grid, .txt,
+  .wav, .mid, .csv, .npy), chosen by the output path's suffix.
+
+Nothing outside the kind's module branches on the kind's name: `genlab sample` writes through
+`kind_of(info).write`, the loader asks each kind whether it `claims` a path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from genlab.errors import UsageError
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """The settings every kind's reader honours (the common `data.*` keys)."""
+
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    task: str = "auto"
+
+
+@dataclass
+class NoSettings:
+    """A kind with no settings of its own."""
+
+
+class DataKind:
+    """Base of the data kinds; subclasses set the class attributes and the methods below."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Config: ClassVar[type] = NoSettings
+    Record: ClassVar[type] = NoSettings
+    suffixes: ClassVar[tuple[str, ...]] = (".npy",)
+    """Output suffixes `write` accepts; the first is the default."""
+
+    # reading -----------------------------------------------------------------------------------
+    def claims(self, path: Path) -> bool:
+        """Whether `path` (an existing file or folder) holds data of this kind."""
+        return False
+
+    def read(
+        self,
+        path: Path,
+        source: str,
+        split: SplitSettings,
+        cfg: Any,
+        *,
+        context: int = 0,
+        run_dir: Path | None = None,
+    ) -> Any:
+        """Read and split the data at `path` into a `Dataset` (one-line DataError when bad).
+
+        `context`: the length of one example a sequence model reads (0: the kind's default).
+        `run_dir`: a run directory whose saved data files (e.g. a tokenizer) to reuse."""
+        raise NotImplementedError
+
+    # codec -------------------------------------------------------------------------------------
+    def encode(self, data: Any, info: Any) -> torch.Tensor:
+        """The user's form -> the tensor form a model reads (a batch's "x")."""
+        raise NotImplementedError
+
+    def decode(self, x: Any, info: Any) -> Any:
+        """A model's samples -> the user's form; `decode(encode(d)) == d` for data of the kind."""
+        raise NotImplementedError
+
+    # writing -----------------------------------------------------------------------------------
+    def default_suffix(self) -> str:
+        return self.suffixes[0]
+
+    def check_suffix(self, path: Path) -> None:
+        """A UsageError unless `path`'s suffix is one this kind writes."""
+        if path.suffix.lower() not in self.suffixes:
+            raise UsageError(
+                f"{self.name} samples are written as {', '.join(self.suffixes)}; "
+                f"--out {path.name} has another suffix"
+            )
+
+    def write(self, samples: Any, path: Path, info: Any, **options: Any) -> list[Path]:
+        """Write samples (the model's form) to `path`; returns the files written."""
+        raise NotImplementedError
+
+
+def record_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """A Record dataclass from its JSON form; unknown keys are an error naming them."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    extra = sorted(set(data) - names)
+    if extra:
+        raise UsageError(f"unknown data description keys {', '.join(extra)} for {cls.__name__}")
+    return cls(**data)
