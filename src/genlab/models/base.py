@@ -21,13 +21,121 @@ that are detected by what a model has, never by its name:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from genlab.data import DataInfo
 from genlab.errors import DataError, UsageError
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A family that takes no sampling (or evaluation) options."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What "the best checkpoint" means for a family, and what early stopping watches.
+
+    `key`: a validation figure the loop computes (a key of the family's validation loss dict,
+    or of its `health` figures); `mode`: "min" or "max" of it, or "last" when no figure ranks
+    checkpoints (adversarial losses): the latest checkpoint is then the best, and training never
+    stops early."""
+
+    key: str = "loss"
+    mode: Literal["min", "max", "last"] = "min"
+
+
+# capabilities: what a family can do beyond loss() and sample(), declared by having the methods
+@runtime_checkable
+class Likelihood(Protocol):
+    def nll(self, batch: dict[str, torch.Tensor], **options: Any) -> torch.Tensor:
+        """Per-example negative log-likelihood in nats (exact, or a bound/estimate)."""
+        ...
+
+
+@runtime_checkable
+class EvidenceBound(Protocol):
+    def elbo(self, batch: dict[str, torch.Tensor], **options: Any) -> torch.Tensor:
+        """Per-example evidence lower bound in nats."""
+        ...
+
+
+@runtime_checkable
+class LatentSpace(Protocol):
+    def prior(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws of the latent prior, (n, D)."""
+        ...
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (n, D) -> data in the model's form."""
+        ...
+
+
+@runtime_checkable
+class Reconstructs(Protocol):
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Data -> its reconstruction through the model's latent space."""
+        ...
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Discriminative output: class ids or regression values, (B,)."""
+        ...
+
+
+@runtime_checkable
+class TrainsItself(Protocol):
+    def configure_optimizers(self, train_cfg: Any) -> dict[str, torch.optim.Optimizer]:
+        """The family's named optimizers."""
+        ...
+
+    def train_step(
+        self, batch: dict[str, torch.Tensor], optimizers: dict[str, Any], step: int
+    ) -> dict[str, Any]:
+        """One update of the family's own making (e.g. adversarial): returns logged values."""
+        ...
+
+
+@runtime_checkable
+class ReportsHealth(Protocol):
+    def health(self, val: dict[str, float], *, generator: torch.Generator) -> dict[str, Any]:
+        """Figures logged at every evaluation; a "warnings" list is printed."""
+        ...
+
+
+@runtime_checkable
+class Freezes(Protocol):
+    def freeze(self, k: int) -> None:
+        """Fine-tuning: freeze the embeddings and the first k layers."""
+        ...
+
+
+@runtime_checkable
+class Completes(Protocol):
+    def complete(self, x: torch.Tensor, rows: int, **options: Any) -> torch.Tensor:
+        """Keep the top `rows` rows of images x and generate the rest."""
+        ...
+
+
+@runtime_checkable
+class Inpaints(Protocol):
+    def inpaint(self, x: torch.Tensor, mask: torch.Tensor, **options: Any) -> torch.Tensor:
+        """Fill the masked region of images x."""
+        ...
+
+
+@runtime_checkable
+class Streams(Protocol):
+    def sample(self, n: int, *, stream: Callable[[str], None] | None = None, **options: Any) -> Any:
+        """Samples that can be streamed piece by piece as they are generated (text)."""
+        ...
 
 
 class GenerativeModel(nn.Module):
@@ -40,6 +148,18 @@ class GenerativeModel(nn.Module):
     """False when a lower validation "loss" does not mean a better model (an adversarial loss):
     the trainer then keeps the latest weights as `best` and never stops early."""
     Config: ClassVar[type]
+    SampleOptions: ClassVar[type] = NoOptions
+    """Dataclass of the family's sampling options: `genlab sample` builds its flags from it."""
+    EvalOptions: ClassVar[type] = NoOptions
+    """Dataclass of the family's evaluation options: `genlab eval` builds its flags from it."""
+    selection: ClassVar[Selection] = Selection()
+    """The validation figure that picks the best checkpoint and drives early stopping."""
+    tiny: ClassVar[tuple[str, ...]] = ()
+    """`--set` overrides of the smallest configuration that still learns: the contract and
+    golden tests train every family with it, so a new family needs no test-fixture edit."""
+    tiny_data: ClassVar[str] = "digits"
+    """The data the contract tests train `tiny` on: a built-in name, or "text" for a small
+    corpus the tests write."""
 
     def __init__(self, cfg: Any, info: DataInfo) -> None:
         super().__init__()
