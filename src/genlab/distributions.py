@@ -1,4 +1,5 @@
-"""Likelihood units, and pixel likelihoods shared by families (VAE decoder, diffusion t=0)."""
+"""Distribution math shared by families: likelihood units, pixel likelihoods (VAE decoder,
+diffusion t=0), and seeded Gaussian draws."""
 
 from __future__ import annotations
 
@@ -32,3 +33,9 @@ def discretized_gaussian_log_prob(
         + math.log(2 * half),
     )
     return torch.where(x < half, log_cdf_upper, torch.where(x > 1 - half, log_sf_lower, log_mid))
+
+
+def randn_like(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal noise of `like`'s shape, device and dtype, drawn from `generator`
+    (torch.randn_like takes no generator)."""
+    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)

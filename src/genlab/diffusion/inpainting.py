@@ -13,6 +13,7 @@ import torch
 
 from genlab.diffusion import samplers
 from genlab.diffusion.schedules import NoiseSchedule
+from genlab.distributions import randn_like
 
 
 def inpaint_loop(
@@ -29,7 +30,7 @@ def inpaint_loop(
 ) -> torch.Tensor:
     """Images (B, C, H, W) that equal `known` where `keep` (bool, broadcastable) is true and are
     generated elsewhere; `timesteps` descending as for `samplers.sample_loop`."""
-    x = _randn(known, generator)  # x_T
+    x = randn_like(known, generator)  # x_T
     x_prev = x
     for t, t_prev in zip(timesteps, [*timesteps[1:], -1], strict=True):
         for r in range(rounds):
@@ -37,13 +38,9 @@ def inpaint_loop(
             x_prev = samplers.step(sampler, schedule, x, t, t_prev, x0, eps, eta, generator)
             known_prev = known
             if t_prev >= 0:
-                known_prev = schedule.add_noise(known, _randn(known, generator), t_prev)
+                known_prev = schedule.add_noise(known, randn_like(known, generator), t_prev)
             x_prev = torch.where(keep, known_prev, x_prev)
             if r < rounds - 1:  # back up to t with fresh noise and take the step again
-                x = samplers.renoise(schedule, x_prev, t_prev, t, _randn(known, generator))
+                x = samplers.renoise(schedule, x_prev, t_prev, t, randn_like(known, generator))
         x = x_prev
     return torch.where(keep, known, x)
-
-
-def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)

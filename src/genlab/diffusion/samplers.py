@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 
 from genlab.diffusion.schedules import NoiseSchedule
+from genlab.distributions import randn_like
 from genlab.errors import UsageError
 
 SAMPLERS = ("ddpm", "ddim")
@@ -90,7 +91,7 @@ def step(
 ) -> torch.Tensor:
     """One reverse step of the named sampler (noise drawn from `generator` when needed)."""
     needs_noise = t_prev >= 0 and (sampler == "ddpm" or eta > 0)
-    noise = _randn(x_t, generator) if needs_noise else torch.zeros_like(x_t)
+    noise = randn_like(x_t, generator) if needs_noise else torch.zeros_like(x_t)
     if sampler == "ddpm":
         return ddpm_step(schedule, x_t, t, t_prev, x0, noise)
     return ddim_step(schedule, x_t, t, t_prev, x0, eps, eta, noise)
@@ -139,7 +140,3 @@ def ddim_invert(
             guess = a_to.sqrt() * x0_implied + (1 - a_to).sqrt() * eps
         x = guess
     return x
-
-
-def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from genlab.data import DataInfo
 from genlab.diffusion import inpainting, samplers
 from genlab.diffusion.schedules import make_schedule
-from genlab.distributions import discretized_gaussian_log_prob
+from genlab.distributions import discretized_gaussian_log_prob, randn_like
 from genlab.errors import UsageError
 from genlab.models.base import GenerativeModel
 from genlab.models.unet import UNet
@@ -368,7 +368,7 @@ class DDPM(GenerativeModel):
 
     def _kl_term(self, x0, t, generator) -> torch.Tensor:
         """KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)) at one draw of x_t, in nats, (B,)."""
-        x_t = self.schedule.add_noise(x0, _randn(x0, generator), t)
+        x_t = self.schedule.add_noise(x0, randn_like(x0, generator), t)
         x0_pred, _ = self.predict(x_t, t, self._null(x0))
         mean_q, var = self.schedule.posterior(x0, x_t, t)
         mean_p, _ = self.schedule.posterior(x0_pred, x_t, t)
@@ -384,7 +384,7 @@ class DDPM(GenerativeModel):
         """-log p(x_0 | x_1): Gaussian at the predicted x_0 integrated over each pixel's
         intensity bin (Ho et al. 2020, eq. 13), in nats, (B,)."""
         t = torch.zeros(len(x0), dtype=torch.long, device=x0.device)
-        x_t = self.schedule.add_noise(x0, _randn(x0, generator), t)
+        x_t = self.schedule.add_noise(x0, randn_like(x0, generator), t)
         x0_pred, _ = self.predict(x_t, t, self._null(x0))
         # the reverse variance at t = 0 is that of t = 1 (the posterior's is 0 there)
         _, var = self.schedule.posterior(x0[:1], x0[:1], torch.ones(1, device=x0.device))
@@ -393,10 +393,6 @@ class DDPM(GenerativeModel):
             (x0 + 1) / 2, (x0_pred + 1) / 2, log_scale.expand_as(x0), self.info.levels
         )
         return -lp.flatten(1).sum(1)
-
-
-def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
 def mnist_preset(run):
