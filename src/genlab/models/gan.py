@@ -112,6 +112,12 @@ class Generator(nn.Module):
             ch = out
         layers.append(nn.ConvTranspose2d(ch, c, 4, 2, 1))
         self.ups = nn.Sequential(*layers)
+        # a bias right before batch norm is cancelled by it, so its gradient is only rounding
+        # noise, which Adam would turn into steps of the full learning rate (and runs would
+        # then depend on the order of summation, e.g. on the process count): kept, so that
+        # checkpoints keep their keys, but not trained
+        for layer in [self.project[0], *self.ups[:-1:3]]:
+            layer.bias.requires_grad_(False)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if cond is not None:

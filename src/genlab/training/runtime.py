@@ -115,6 +115,22 @@ def stop_on_sigint() -> Iterator[Callable[[], bool]]:
 
 
 # batch norm over the global batch ---------------------------------------------------------------
+class _AllReduceSum(torch.autograd.Function):
+    """The sum of a tensor over all processes; its gradient is the sum of theirs."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.clone()
+        dist.all_reduce(out)
+        return out
+
+
 class SyncedBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm whose training statistics are those of the global batch of all processes.
 
@@ -134,14 +150,12 @@ class SyncedBatchNorm(nn.modules.batchnorm._BatchNorm):
         ) and dist.get_world_size() > 1
         if not synced:
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [0, *range(2, x.dim())]  # every axis but the channels
         shape = [1, -1] + [1] * (x.dim() - 2)
         count = x.numel() // x.shape[1] * dist.get_world_size()
-        mean = all_reduce(x.sum(dims)) / count  # (C,)
+        mean = _AllReduceSum.apply(x.sum(dims)) / count  # (C,)
         centred = x - mean.view(shape)
-        var = all_reduce(centred.pow(2).sum(dims)) / count  # biased, as batch norm divides
+        var = _AllReduceSum.apply(centred.pow(2).sum(dims)) / count  # biased, as batch norm
         out = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
