@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 
 import pytest
 import torch
@@ -194,3 +195,34 @@ def test_a_diverging_value_stops_training_with_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(GAN, "g_loss", lambda self, fake: fake.mean() * float("inf"))
     with pytest.raises(RunError, match="g_loss became (inf|-inf|nan) at step 1"):
         genlab.train("gan", "digits", tmp_path / "g", overrides=tiny_overrides("gan"), steps=3)
+
+
+def test_trains_in_bf16_autocast_with_finite_losses(tmp_path, digits):
+    """train.bf16 reaches a family's own train_step: its forwards run in bfloat16."""
+    from genlab.training.loop import Trainer
+
+    cfg = apply_overrides(default_config("gan"), tiny_overrides("gan", "train.bf16=true"))
+    model = tiny_gan(digits)
+    seen = []
+    model.generator.ups[0].register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    trainer = Trainer(model, digits, cfg.train, tmp_path, total_steps=6, quiet=True)
+    logged = [trainer.train_step(step) for step in range(6)]
+    assert torch.bfloat16 in seen
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for row in logged:
+        assert {"loss", "g_loss", "lr_generator", "lr_discriminator"} <= set(row)
+        assert all(math.isfinite(v) for v in row.values()), row
+
+
+def test_the_summary_says_the_latest_checkpoint_counts_as_best(tmp_path, capsys):
+    """A GAN's selection is "last": no "best 0.18 at step 200" for an adversarial loss."""
+    from genlab.cli import _print_summary
+
+    run = genlab.train(
+        "gan", "digits", tmp_path / "g", overrides=tiny_overrides("gan"), steps=4, quiet=True
+    )
+    capsys.readouterr()
+    _print_summary(run)
+    out = capsys.readouterr().out
+    assert "step 4, validation loss" in out and "the latest counts as best" in out
+    assert "at step" not in out
