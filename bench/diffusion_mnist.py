@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 
 import genlab
+from genlab.judges import judge
 from genlab.metrics.evaluate import evaluate
-from genlab.metrics.features import feature_extractor
 from genlab.metrics.quality import embed, frechet_distance
 from genlab.run import load_data, read_run
 
@@ -71,7 +71,7 @@ class Judge:
     """Frechet distance to the test set in the frozen `cnn`'s features (shared metric code)."""
 
     def __init__(self, data_dir: str, dataset) -> None:
-        self.extractor = feature_extractor(data_dir, progress=sys.stderr.isatty())
+        self.extractor = judge(data_dir, progress=sys.stderr.isatty())
         test = dataset.splits["test"]
         self.test_f, _ = embed(self.extractor, self._images(dataset, "test", len(test)))
         self.dataset = dataset

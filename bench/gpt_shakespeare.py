@@ -45,6 +45,7 @@ from tqdm import tqdm
 import genlab
 from genlab.run import load_data, read_run
 from genlab.training.loop import Trainer
+from genlab.training.runtime import resolve_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
@@ -217,11 +218,12 @@ def main() -> None:
     print(text)
     print("---")
 
-    figures = {"bf16": cfg.train.bf16}
+    bf16 = resolve_bf16(cfg.train.bf16, torch.device("cpu"))  # "auto" in the preset
+    figures = {"bf16": bf16}
     if a.reference_iters:  # ratios measured side by side, robust to other load on the machine
         ref = Reference(np.asarray(data.splits["train"].tokens), data.info.vocab_size)
         trainers = {"genlab": _fresh_trainer(cfg, data, Path(tmp.name) / "ratio")}
-        if cfg.train.bf16:  # and genlab in float32, nanoGPT's precision on a CPU
+        if bf16:  # and genlab in float32, nanoGPT's precision on a CPU
             fp32 = copy.deepcopy(cfg)
             fp32.train.bf16 = False
             trainers["genlab_fp32"] = _fresh_trainer(fp32, data, Path(tmp.name) / "ratio32")

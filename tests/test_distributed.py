@@ -37,19 +37,23 @@ pytestmark = pytest.mark.skipif(
 # so "--steps 3, then --resume --steps 6" is comparable to a straight 6-step run
 SETTINGS = [*tiny_overrides("mlp"), "train.schedule=constant", "train.warmup_steps=2"]
 BAD_BATCH = "train.batch_size=33"
+# the GAN: its own train_step with two optimizers, batch norm in the generator, noise per step,
+# the EMA of its weights
+GAN_SETTINGS = [*tiny_overrides("gan"), "train.ema_decay=0.9"]
 
 
-def train_args(out: Path, *args: str, data: str = "digits") -> list[str]:
-    sets = [a for s in SETTINGS for a in ("--set", s)]
-    return ["train", "mlp", "--data", data, "--out", str(out), "--quiet", *sets, *args]
+def train_args(out: Path, *args: str, data: str = "digits", family: str = "mlp") -> list[str]:
+    settings = GAN_SETTINGS if family == "gan" else SETTINGS
+    sets = [a for s in settings for a in ("--set", s)]
+    return ["train", family, "--data", data, "--out", str(out), "--quiet", *sets, *args]
 
 
-def torchrun(out: Path, *args: str, data: str = "digits") -> subprocess.Popen:
+def torchrun(out: Path, *args: str, data: str = "digits", family: str = "mlp") -> subprocess.Popen:
     """Start `torchrun --standalone --nproc_per_node=2 -m genlab train ...` (not waited for)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [*cmd, "-m", "genlab", *train_args(out, *args, data=data)],
+        [*cmd, "-m", "genlab", *train_args(out, *args, data=data, family=family)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -79,6 +83,7 @@ def runs(tmp_path_factory) -> dict:
     """Run directories by name, and the result of the launch with an indivisible batch size."""
     root = tmp_path_factory.mktemp("distributed")
     part = torchrun(root / "ddp-3", "--steps", "3")
+    gan = torchrun(root / "gan-ddp", "--steps", "5", family="gan")
     # the refusal does not depend on the data: a small CSV spares the workers importing sklearn
     table = root / "table.csv"
     table.write_text("a,b,label\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(100)))
@@ -87,28 +92,31 @@ def runs(tmp_path_factory) -> dict:
         # meanwhile, the single-process references: the same command line in this process
         assert genlab_main(train_args(root / "one-3", "--steps", "3")) == 0
         assert genlab_main(train_args(root / "one-6", "--steps", "6")) == 0
-        part_result, bad_result = finish(part), finish(bad)
+        assert genlab_main(train_args(root / "gan-one", "--steps", "5", family="gan")) == 0
+        part_result, bad_result, gan_result = finish(part), finish(bad), finish(gan)
     finally:
-        for proc in (part, bad):
+        for proc in (part, bad, gan):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
     succeeded(part_result)
+    succeeded(gan_result)
     # continue a copy of the 3-step run under torchrun up to step 6
     shutil.copytree(root / "ddp-3", root / "ddp-6", symlinks=True)
     succeeded(finish(torchrun(root / "ddp-6", "--resume", "--steps", "6")))
-    return {name: root / name for name in ("ddp-3", "ddp-6", "one-3", "one-6")} | {
+    names = ("ddp-3", "ddp-6", "one-3", "one-6", "gan-ddp", "gan-one")
+    return {name: root / name for name in names} | {
         "bad": root / "bad",
         "bad_result": bad_result,
     }
 
 
-def latest_weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(run / "checkpoints" / "latest" / "model.safetensors"))
+def latest_weights(run: Path, name: str = "model.safetensors") -> dict[str, torch.Tensor]:
+    return load_file(str(run / "checkpoints" / "latest" / name))
 
 
-def assert_same_weights(a: Path, b: Path) -> None:
-    wa, wb = latest_weights(a), latest_weights(b)
+def assert_same_weights(a: Path, b: Path, name: str = "model.safetensors") -> None:
+    wa, wb = latest_weights(a, name), latest_weights(b, name)
     assert wa.keys() == wb.keys()
     for k in wa:
         assert torch.allclose(wa[k], wb[k], atol=1e-6), (k, (wa[k] - wb[k]).abs().max())
@@ -125,9 +133,10 @@ def assert_same_metrics(a: Path, b: Path) -> None:
     for x, y in zip(ra, rb, strict=True):
         assert x.keys() == y.keys()
         for k in x.keys() - {"examples_per_s"}:
-            same = (
-                x[k] == pytest.approx(y[k], rel=1e-5) if isinstance(y[k], float) else x[k] == y[k]
-            )
+            if isinstance(y[k], float):
+                same = x[k] == pytest.approx(y[k], rel=1e-5, abs=1e-6)
+            else:
+                same = x[k] == y[k]
             assert same, (k, x, y)
 
 
@@ -167,3 +176,20 @@ def test_a_batch_size_the_processes_cannot_share_is_refused(runs):
     )
     assert re.search(r"exitcode\s*:\s*2\b", result.stderr), result.stderr[-3000:]
     assert not runs["bad"].exists()  # refused before anything was written
+
+
+def test_the_gan_trains_under_torchrun_as_in_one_process(runs):
+    """Its own train_step (two optimizers, a discriminator and a generator update per batch),
+    its batch norm (synced over the global batch) and its noise (drawn for the global batch):
+    two processes learn, to 1e-6, what one process learns, loss curve and weights alike."""
+    ddp, one = runs["gan-ddp"], runs["gan-one"]
+    assert [(r["step"], r["split"]) for r in rows(ddp)] == [
+        (r["step"], r["split"]) for r in rows(one)
+    ]
+    for a, b in zip(rows(ddp), rows(one), strict=True):
+        for k in ("loss", "g_loss", "d_real_acc", "d_fake_acc"):
+            assert a[k] == pytest.approx(b[k], abs=1e-6), (k, a, b)
+    assert_same_weights(ddp, one)
+    assert_same_weights(ddp, one, "ema.safetensors")
+    # (the compared weights include the batch norm's running statistics of the global batch)
+    assert "generator.project.1.running_mean" in latest_weights(ddp)

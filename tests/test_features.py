@@ -1,14 +1,17 @@
-"""The cached, checksummed `cnn` feature extractor used by sample-quality metrics."""
+"""The frozen `cnn` judge of sample-quality metrics: trained and cached by genlab.judges (the
+run layer), only loaded, checksum-verified, by genlab.metrics.features."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-import genlab.run
+import genlab.judges
+import genlab.training.loop
 from genlab.data import load_dataset
-from genlab.errors import DataError
-from genlab.metrics.features import feature_extractor
+from genlab.errors import DataError, UsageError
+from genlab.judges import judge
+from genlab.metrics.features import JudgeNotCached, load_judge
 
 
 def weights(model) -> dict[str, torch.Tensor]:
@@ -16,8 +19,8 @@ def weights(model) -> dict[str, torch.Tensor]:
 
 
 def test_trained_deterministically_cached_and_checksummed(tmp_path, monkeypatch, capsys):
-    first = feature_extractor("digits", steps=40, cache_dir=tmp_path / "a")
-    other = feature_extractor("digits", steps=40, cache_dir=tmp_path / "b")
+    first = judge("digits", steps=40, cache_dir=tmp_path / "a")
+    other = judge("digits", steps=40, cache_dir=tmp_path / "b")
     w = weights(first)
     assert all(torch.equal(w[k], v) for k, v in weights(other).items())  # same recipe, same weights
     assert not any(p.requires_grad for p in first.parameters()) and not first.training
@@ -27,25 +30,44 @@ def test_trained_deterministically_cached_and_checksummed(tmp_path, monkeypatch,
     assert feats.shape == (10, first.cfg.hidden[-1]) and torch.isfinite(feats).all()
 
     def no_training(*args, **kwargs):
-        raise AssertionError("the cached extractor should have been reused")
+        raise AssertionError("the cached judge should have been reused")
 
-    monkeypatch.setattr(genlab.run, "train", no_training)
-    again = feature_extractor("digits", steps=40, cache_dir=tmp_path / "a")
-    assert all(torch.equal(w[k], v) for k, v in weights(again).items())
+    monkeypatch.setattr(genlab.judges, "Trainer", no_training)
+    again = judge("digits", steps=40, cache_dir=tmp_path / "a")
+    loaded = load_judge("digits", steps=40, cache_dir=tmp_path / "a")  # the metrics' loader
+    for model in (again, loaded):
+        assert all(torch.equal(w[k], v) for k, v in weights(model).items())
+    assert loaded.test_accuracy == first.test_accuracy
 
-    # a damaged cache entry is noticed and trained again, to the same weights
+    # a damaged cache entry is refused by the loader and trained again by the run layer
     monkeypatch.undo()
     (cached,) = (tmp_path / "a").glob("*/model.safetensors")
     data = bytearray(cached.read_bytes())
     data[-5] ^= 0xFF
     cached.write_bytes(bytes(data))
-    healed = feature_extractor("digits", steps=40, cache_dir=tmp_path / "a")
+    with pytest.raises(JudgeNotCached, match="fails its checksum") as err:
+        load_judge("digits", steps=40, cache_dir=tmp_path / "a")
+    assert err.value.damaged
+    healed = judge("digits", steps=40, cache_dir=tmp_path / "a")
     assert "fails its checksum" in capsys.readouterr().err
     assert all(torch.equal(w[k], v) for k, v in weights(healed).items())
+
+
+def test_loading_a_judge_never_trains_one_and_says_how(tmp_path, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("metrics must not train")
+
+    monkeypatch.setattr(genlab.training.loop.Trainer, "fit", no_training)
+    with pytest.raises(UsageError, match="no frozen judge") as err:
+        load_judge("digits", steps=7, cache_dir=tmp_path)
+    message = str(err.value)
+    assert "\n" not in message and "genlab eval RUN_DIR --samples N --feature-steps 7" in message
+    assert "genlab.judges.judge('digits', steps=7)" in message
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 def test_needs_labelled_images(tmp_path):
     csv = tmp_path / "t.csv"
     csv.write_text("a,b,target\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
     with pytest.raises(DataError, match="image data"):
-        feature_extractor(str(csv), steps=5, cache_dir=tmp_path)
+        judge(str(csv), steps=5, cache_dir=tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from genlab.registry import FAMILIES
 from genlab.run import build_model
 from genlab.runconfig import TrainConfig, default_config
 from genlab.training import loop as training_loop
+from genlab.training.step import StepHelper
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +34,19 @@ def tiny_gan(data, *extra: str):
     return build_model("gan", cfg.model, data.info)
 
 
+def helper(model, grad_clip: float = 0.0) -> StepHelper:
+    """The loop's step helper for the model's own optimizers, alone in float32."""
+    return StepHelper(model.configure_optimizers(TrainConfig()), grad_clip=grad_clip, model=model)
+
+
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.named_parameters()}
 
 
 def test_one_step_changes_both_networks_and_the_loop_names_no_family(digits):
     model = tiny_gan(digits)
-    opts = model.configure_optimizers(TrainConfig(grad_clip=0.0))
-    assert set(opts) == {"generator", "discriminator"}
+    opts = helper(model)
+    assert set(opts.optimizers) == {"generator", "discriminator"}
     g0, d0 = snapshot(model.generator), snapshot(model.discriminator)
     out = model.train_step(digits.batch("train", torch.arange(32)), opts, 0)
     assert {"loss", "g_loss", "d_real_acc", "d_fake_acc"} <= set(out)
@@ -61,7 +68,7 @@ def test_one_step_changes_both_networks_and_the_loop_names_no_family(digits):
 def test_steps_on_a_fixed_batch_move_each_loss_the_right_way(digits, fixed, moving, falls):
     """With one player (almost) frozen, the other's steps lower its own loss on a fixed batch."""
     model = tiny_gan(digits, f"model.{fixed}=1e-9", f"model.{moving}=2e-3")
-    opts = model.configure_optimizers(TrainConfig(grad_clip=0.0))
+    opts = helper(model)
     batch = digits.batch("train", torch.arange(32))
     losses = []
     for step in range(8):
@@ -77,7 +84,7 @@ def test_steps_on_a_fixed_batch_move_each_loss_the_right_way(digits, fixed, movi
 @pytest.mark.parametrize("loss", ["hinge", "wgan-gp"])
 def test_other_losses_and_spectral_norm(digits, loss):
     model = tiny_gan(digits, f"model.loss={loss}", "model.spectral_norm=true")
-    opts = model.configure_optimizers(TrainConfig(grad_clip=0.0))
+    opts = helper(model)
     batch = digits.batch("train", torch.arange(32))
     for step in range(3):
         out = model.train_step(batch, opts, step)
@@ -116,13 +123,12 @@ def test_health_warns_of_mode_collapse_and_divergence(digits, monkeypatch):
         def predict(self, x):
             return torch.nn.functional.one_hot(torch.full((len(x),), 7), 10).float()
 
-    object.__setattr__(model, "_classifier", OnlySevens())
-    out = model.health({"d_real_acc": 1.0, "d_fake_acc": 0.99, "g_loss": 9.0})
+    out = model.health({"d_real_acc": 1.0, "d_fake_acc": 0.99, "g_loss": 9.0}, judge=OnlySevens())
     assert out["classes_covered"] == 1 and out["class_histogram"][7] == 1.0
     collapse, diverging = sorted(out["warnings"], key=lambda w: not w.startswith("mode"))
     assert collapse.startswith("mode collapse") and "'7'" in collapse
     assert diverging.startswith("training is diverging")
-    balanced = model.health({"d_real_acc": 0.6, "d_fake_acc": 0.7})
+    balanced = model.health({"d_real_acc": 0.6, "d_fake_acc": 0.7}, judge=OnlySevens())
     assert "training is diverging" not in " ".join(balanced.get("warnings", []))
 
 
@@ -189,3 +195,34 @@ def test_a_diverging_value_stops_training_with_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(GAN, "g_loss", lambda self, fake: fake.mean() * float("inf"))
     with pytest.raises(RunError, match="g_loss became (inf|-inf|nan) at step 1"):
         genlab.train("gan", "digits", tmp_path / "g", overrides=tiny_overrides("gan"), steps=3)
+
+
+def test_trains_in_bf16_autocast_with_finite_losses(tmp_path, digits):
+    """train.bf16 reaches a family's own train_step: its forwards run in bfloat16."""
+    from genlab.training.loop import Trainer
+
+    cfg = apply_overrides(default_config("gan"), tiny_overrides("gan", "train.bf16=true"))
+    model = tiny_gan(digits)
+    seen = []
+    model.generator.ups[0].register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    trainer = Trainer(model, digits, cfg.train, tmp_path, total_steps=6, quiet=True)
+    logged = [trainer.train_step(step) for step in range(6)]
+    assert torch.bfloat16 in seen
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for row in logged:
+        assert {"loss", "g_loss", "lr_generator", "lr_discriminator"} <= set(row)
+        assert all(math.isfinite(v) for v in row.values()), row
+
+
+def test_the_summary_says_the_latest_checkpoint_counts_as_best(tmp_path, capsys):
+    """A GAN's selection is "last": no "best 0.18 at step 200" for an adversarial loss."""
+    from genlab.cli import _print_summary
+
+    run = genlab.train(
+        "gan", "digits", tmp_path / "g", overrides=tiny_overrides("gan"), steps=4, quiet=True
+    )
+    capsys.readouterr()
+    _print_summary(run)
+    out = capsys.readouterr().out
+    assert "step 4, validation loss" in out and "the latest counts as best" in out
+    assert "at step" not in out

@@ -11,7 +11,8 @@ import torch
 from conftest import FEATURE_STEPS, tiny_overrides
 from genlab.config import apply_overrides
 from genlab.data import load_dataset
-from genlab.metrics.features import classifier_accuracy, feature_extractor
+from genlab.judges import judge
+from genlab.metrics.features import classifier_accuracy
 from genlab.metrics.quality import (
     class_coverage,
     conditional_accuracy,
@@ -82,6 +83,7 @@ def test_sample_quality_against_real_images(feature_cache):
     data = load_dataset("digits")
     cfg = apply_overrides(default_config("vae"), tiny_overrides("vae"))
     model = build_model("vae", cfg.model, data.info).eval()
+    judge("digits", steps=FEATURE_STEPS)  # trained once and cached: sample_quality loads it
     n = len(data.splits["test"])
     test_images = data.batch("test", torch.arange(n))["x"]
     q = sample_quality(model, data, samples=n, feature_steps=FEATURE_STEPS, images=test_images)
@@ -99,7 +101,7 @@ def test_sample_quality_against_real_images(feature_cache):
 
 
 def test_feature_extractor_keeps_its_test_accuracy(feature_cache):
-    extractor = feature_extractor("digits", steps=FEATURE_STEPS)
+    extractor = judge("digits", steps=FEATURE_STEPS)
     (meta,) = feature_cache.glob("features/*/meta.json")
     recorded = json.loads(meta.read_text())["test_accuracy"]
     data = load_dataset("digits")

@@ -404,3 +404,139 @@ def test_bf16_runs_matrix_products_in_bfloat16_keeps_float32_weights_and_learns(
     first, last = sum(losses[True][:10]), sum(losses[True][-10:])
     assert last < 0.5 * first
     assert abs(last - sum(losses[False][-10:])) < 0.1 * last  # and learns as float32 does
+
+
+# 12. the selection metric -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("mode", "accuracies", "best_step", "stop_step"),
+    [("max", [0.5, 0.7, 0.6, 0.65], 2, 4), ("min", [0.5, 0.7, 0.4, 0.45, 0.6], 3, 5)],
+)
+def test_the_family_selection_picks_the_best_checkpoint_and_stops_early(
+    mode, accuracies, best_step, stop_step, tmp_path, monkeypatch, capsys
+):
+    from genlab.cli import _print_summary
+    from genlab.models.base import Selection
+
+    figures = iter(accuracies)
+    monkeypatch.setattr(MLP, "selection", Selection("accuracy", mode))
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: {"loss": 1.0, "accuracy": next(figures)})
+    run = train(tmp_path / "run", 10, "train.patience=2", "train.eval_every=1")
+    assert [r["accuracy"] for r in rows(run) if r["split"] == "val"] == accuracies[:stop_step]
+    assert linked(run, "best") == f"step-{best_step:07d}"
+    assert linked(run, "latest") == f"step-{stop_step:07d}"
+    state = json.loads((run / "checkpoints" / "latest" / "trainer.json").read_text())
+    best = accuracies[best_step - 1]
+    assert (state["best_key"], state["best_mode"], state["best_val"]) == ("accuracy", mode, best)
+    assert state["last_val"] == accuracies[stop_step - 1]
+    capsys.readouterr()
+    _print_summary(run)  # what `genlab train` prints at the end
+    assert (
+        f"step {stop_step}, validation accuracy {accuracies[stop_step - 1]:.4f} "
+        f"(best {best:.4f} at step {best_step}, {mode}imum)" in capsys.readouterr().out
+    )
+
+
+def test_selection_last_keeps_the_latest_as_best_and_never_stops_early(
+    tmp_path, monkeypatch, capsys
+):
+    from genlab.cli import _print_summary
+    from genlab.models.base import Selection
+
+    monkeypatch.setattr(MLP, "selection", Selection(mode="last"))
+    losses = iter([1.0, 2.0, 3.0, 4.0])
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: {"loss": next(losses)})
+    run = train(tmp_path / "run", 4, "train.patience=1", "train.eval_every=1")
+    assert not any(r.get("early_stop") for r in rows(run))  # rising loss, patience 1: no stop
+    assert linked(run, "best") == linked(run, "latest") == "step-0000004"
+    capsys.readouterr()
+    _print_summary(run)
+    out = capsys.readouterr().out
+    assert "validation loss 4.0000 (no figure ranks its checkpoints" in out and "best" in out
+
+
+def test_a_selection_key_the_evaluation_lacks_is_a_one_line_error(tmp_path, monkeypatch):
+    from genlab.models.base import Selection
+
+    monkeypatch.setattr(MLP, "selection", Selection("fid", "min"))
+    with pytest.raises(RunError, match="ranks checkpoints by 'fid', which its evaluation"):
+        train(tmp_path / "run", 2, "train.eval_every=1")
+
+
+# 13. resume after a kill --------------------------------------------------------------------
+def train_rows(run: Path) -> list[tuple]:
+    return [(r["step"], r["split"], r["loss"]) for r in rows(run)]
+
+
+def test_resume_drops_a_torn_last_metrics_line_with_a_warning(tmp_path, capsys, monkeypatch):
+    import signal
+
+    settings = ("train.checkpoint_every=2", "train.eval_every=3")
+    full = train(tmp_path / "full", 6, *settings)
+    step_once = Trainer.train_step
+
+    def ctrl_c_in_step_4(self, step):
+        out = step_once(self, step)
+        if step == 3:
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", ctrl_c_in_step_4)
+    part = tmp_path / "part"
+    with pytest.raises(train_loop.Interrupted):
+        train(part, 6, *settings)
+    monkeypatch.undo()
+    # then killed while writing the line of step 5: the file ends mid-line
+    line5 = (full / "metrics.jsonl").read_text().splitlines()[5]
+    assert json.loads(line5)["step"] == 5
+    with open(part / "metrics.jsonl", "a") as f:
+        f.write(line5[: len(line5) // 2])
+    capsys.readouterr()
+    train(part, 6, *settings, resume=True)
+    err = capsys.readouterr().err
+    assert err.count("dropped the torn last line") == 1 and "metrics.jsonl" in err
+    assert train_rows(part) == train_rows(full)
+
+    # a file cut in the middle of its real last line: that line is dropped, the rest is kept
+    data = (part / "metrics.jsonl").read_bytes()
+    (part / "metrics.jsonl").write_bytes(data[: len(data) - 20])
+    train(part, 6, *settings, resume=True)
+    assert "dropped the torn last line" in capsys.readouterr().err
+    assert train_rows(part) == train_rows(full)[:-1]
+
+
+def test_a_damaged_line_before_the_last_is_an_error(tmp_path):
+    run = train(tmp_path / "run", 4, "train.checkpoint_every=2")
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    lines[1] = lines[1][:10]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RunError, match="metrics.jsonl is damaged at line 2"):
+        train(run, 6, resume=True)
+
+
+def test_a_checkpoint_of_the_single_optimizer_format_resumes(tmp_path):
+    """Checkpoints written before optimizers were named hold {"optimizer": state}."""
+    settings = ("train.checkpoint_every=2", "train.eval_every=100", "train.warmup_steps=2")
+    full = train(tmp_path / "full", 4, *settings)
+    part = train(tmp_path / "part", 2, *settings)
+    path = part / "checkpoints" / "latest" / "optimizer.pt"
+    saved = torch.load(path, weights_only=True)
+    assert set(saved["optimizers"]) == {"model"}  # the default step's optimizer, by name
+    torch.save({"optimizer": saved["optimizers"]["model"]}, path)
+    assert set(genlab.io.checkpoint.load_optimizer_state(path)) == {"model"}
+    train(part, 4, *settings, resume=True)
+    assert model_bytes(part) == model_bytes(full)
+
+
+# 14. bf16 resolved at run time ------------------------------------------------------------
+def test_bf16_auto_is_resolved_on_the_device_when_training_starts(digits, tmp_path):
+    from genlab.hardware import native_bf16
+
+    cfg = apply_overrides(default_config("mlp"), tiny_overrides("mlp", "train.bf16=auto")).train
+    assert cfg.bf16 == "auto"  # the setting stays "auto" in config.json
+    model = build_model("mlp", default_config("mlp").model, digits.info)
+    trainer = Trainer(model, digits, cfg, tmp_path, total_steps=2, quiet=True)
+    assert trainer.bf16 is native_bf16(torch.device("cpu"))
+    assert trainer.helper.bf16 is trainer.bf16
+    assert TrainConfig().bf16 is False  # the default does not change a family's numbers
+    with pytest.raises(UsageError, match="train.bf16"):
+        apply_overrides(default_config("mlp"), ["train.bf16=sometimes"])

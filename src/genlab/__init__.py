@@ -6,7 +6,18 @@ model = genlab.load(run)
 images = model.sample(16)
 """
 
+from typing import Any
+
 from genlab._version import __version__
-from genlab.run import load, train
 
 __all__ = ["__version__", "load", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    """`genlab.train` and `genlab.load` (genlab.run), imported on first use, so that importing
+    a lower layer (e.g. genlab.models.gan) does not import the training loop."""
+    if name in ("train", "load"):
+        from genlab import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'genlab' has no attribute '{name}'")

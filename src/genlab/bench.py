@@ -211,8 +211,8 @@ def bench(
     comparison (as in the JSON). `nll_examples` > 0 computes likelihoods on that many test
     images only (the first ones) instead of the whole test split."""
     import genlab
+    from genlab.judges import judge
     from genlab.metrics.evaluate import evaluate
-    from genlab.metrics.features import feature_extractor
     from genlab.metrics.quality import generate, sample_quality
 
     if budget_minutes <= 0:
@@ -259,7 +259,7 @@ def bench(
         test = dataset.splits["test"]
         cut = Split(test.x[:nll_examples], None if test.y is None else test.y[:nll_examples])
         likelihood_data = dataclasses.replace(dataset, splits={**dataset.splits, "test": cut})
-    extractor = feature_extractor(data, steps=feature_steps)
+    extractor = judge(data, steps=feature_steps)
     _say(
         f"frozen cnn feature extractor ({feature_steps} steps): test accuracy "
         f"{extractor.test_accuracy:.4f}"
@@ -297,6 +297,7 @@ def bench(
                 seed=seed,
                 feature_steps=feature_steps,
                 images=images,
+                judge=extractor,
             )
             record |= {
                 "parameters": sum(p.numel() for p in model.parameters()),

@@ -383,16 +383,22 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def _print_summary(run: Path) -> None:
-    if not (run / "metrics.jsonl").exists():
+    """The run's step and its selection figure (the family's `selection`), from the trainer
+    state of its latest checkpoint."""
+    from genlab.io.checkpoint import checkpoint_dir, read_json
+
+    ckpt = checkpoint_dir(run, "latest")
+    if ckpt is None:
         return
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    val = [r for r in rows if r["split"] == "val"]
-    if val:
-        best = min(val, key=lambda r: r["loss"])
-        print(
-            f"trained {run}: step {rows[-1]['step']}, validation loss {val[-1]['loss']:.4f} "
-            f"(best {best['loss']:.4f} at step {best['step']})"
-        )
+    s = read_json(ckpt / "trainer.json", "trainer state")
+    key, mode, last = s.get("best_key", "loss"), s.get("best_mode", "min"), s.get("last_val")
+    if s.get("best_step", -1) >= 0 and last is not None:
+        line = f"trained {run}: step {s['step']}, validation {key} {last:.4f}"
+        if mode == "last":  # e.g. an adversarial loss, which ranks no checkpoint
+            line += " (no figure ranks its checkpoints: the latest counts as best)"
+        else:
+            line += f" (best {s['best_val']:.4f} at step {s['best_step']}, {mode}imum)"
+        print(line)
     print(f"next: genlab sample {run}   |   genlab eval {run}")
 
 
@@ -569,6 +575,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
         generative_image = not model.discriminative and data.info.kind == "image"
         has_likelihood = hasattr(model, "nll") or hasattr(model, "elbo")
         samples = 1000 if generative_image and not has_likelihood else 0
+    if samples:  # the frozen judge of sample quality: trained once, then cached
+        from genlab.judges import judge
+
+        judge(data.info.source, steps=a.feature_steps, progress=sys.stderr.isatty())
     metrics = evaluate(
         model,
         data,

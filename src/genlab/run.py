@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from genlab import judges
 from genlab._version import __version__
 from genlab.config import apply_overrides, from_dict, to_dict
 from genlab.data import DataInfo, Dataset, load_dataset
@@ -16,6 +17,7 @@ from genlab.errors import RunError, UsageError
 from genlab.io.atomic import write_bytes_atomic
 from genlab.io.checkpoint import checkpoint_dir, load_tensors, read_json, write_json_atomic
 from genlab.io.images import save_grid
+from genlab.metrics.features import load_judge
 from genlab.models.base import GenerativeModel
 from genlab.registry import get_family
 from genlab.runconfig import default_config, run_config_class
@@ -218,6 +220,11 @@ def train(
         for name, content in dataset.files.items():  # e.g. the tokenizer
             write_bytes_atomic(out / name, content)
     trainer.dist.barrier()
+    if model.judge_steps():  # the frozen classifier the model's health hook asks for
+        if trainer.dist.main:  # trained (once, cached) by one process; the others wait
+            judges.judge(dataset.info.source, steps=model.judge_steps())
+        trainer.dist.barrier()
+        trainer.judge = load_judge(dataset.info.source, steps=model.judge_steps())
     if resume:
         trainer.resume()
     state = trainer.fit()

@@ -136,7 +136,8 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_optimizer_state(path: Path) -> dict[str, Any]:
-    """The optimizer state saved next to a checkpoint (tensors and numbers only), or the states
-    of several optimizers by name."""
+    """The optimizer states saved next to a checkpoint (tensors and numbers only), by optimizer
+    name; a checkpoint of a single optimizer (written before optimizers were named) gives it
+    under the default step's name, "model"."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    return saved["optimizer"] if "optimizer" in saved else saved["optimizers"]
+    return {"model": saved["optimizer"]} if "optimizer" in saved else saved["optimizers"]

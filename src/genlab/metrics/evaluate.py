@@ -63,6 +63,7 @@ def evaluate(
     progress: bool = True,
     samples: int = 0,
     feature_steps: int = 2000,
+    judge: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """The model's metrics on `split` of `data`.
 
@@ -72,7 +73,8 @@ def evaluate(
     Randomness (binarization, importance samples) is seeded per batch, so numbers repeat.
     With `samples` > 0, image generative models also get the sample-quality figures of
     genlab.metrics.quality.sample_quality (`samples` images drawn with `seed`, each figure next
-    to the same figure for real `split` images; the frozen `cnn` trained `feature_steps` steps).
+    to the same figure for real `split` images; the frozen `cnn` `judge`, by default the cached
+    one trained `feature_steps` steps: genlab.judges.judge trains it).
     Sequence models (with `units(batch)`) also get the loss per token, perplexity and bits per
     token, character and UTF-8 byte. `nll_options` go to the model's `nll` (e.g. the diffusion
     bound's `bound_timesteps`); a model with `nll_method(**nll_options)` says which estimate it
@@ -139,6 +141,12 @@ def evaluate(
         from genlab.metrics.quality import sample_quality
 
         out |= sample_quality(
-            model, data, samples=samples, seed=seed, split=split, feature_steps=feature_steps
+            model,
+            data,
+            samples=samples,
+            seed=seed,
+            split=split,
+            feature_steps=feature_steps,
+            judge=judge,
         )
     return out

@@ -14,8 +14,9 @@ The functions on features are small and exact about their definitions:
 - `nearest_neighbour_distances`: each query's distance to its nearest reference (memorization).
 
 `sample_quality(model, data)` generates images, embeds them and real images with the frozen
-`cnn` (genlab.metrics.features) and reports every figure next to the same figure for real
-test images against real training images (the real-vs-real baseline).
+`cnn` judge (loaded by genlab.metrics.features; trained by genlab.judges) and reports every
+figure next to the same figure for real test images against real training images (the
+real-vs-real baseline).
 """
 
 from __future__ import annotations
@@ -212,6 +213,7 @@ def sample_quality(
     cache_dir: str | None = None,
     batch_size: int = 250,
     images: torch.Tensor | None = None,
+    judge: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """Sample-quality figures of an image model in the features of the frozen `cnn`.
 
@@ -220,8 +222,10 @@ def sample_quality(
     figure for up to `samples` real images of `split` against the same reference. The
     memorization check compares each set's nearest-neighbour distance to the whole training
     split. Conditional models also get `conditional_accuracy` (balanced classes, same seed).
+    `judge`: the frozen `cnn` (genlab.judges.judge); by default the cached one of the data,
+    trained `feature_steps` steps (an error says how to train it when there is none).
     """
-    from genlab.metrics.features import RECIPE, feature_extractor
+    from genlab.metrics.features import RECIPE, load_judge
 
     info = data.info
     if model.discriminative or info.kind != "image":
@@ -236,7 +240,7 @@ def sample_quality(
         )
     if samples < 10:
         raise UsageError(f"--samples must be at least 10; got {samples}")
-    extractor = feature_extractor(info.source, steps=feature_steps, cache_dir=cache_dir)
+    extractor = judge or load_judge(info.source, steps=feature_steps, cache_dir=cache_dir)
     out: dict[str, Any] = {
         "samples": samples,
         "sample_seed": seed,

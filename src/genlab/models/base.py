@@ -12,11 +12,14 @@ that are detected by what a model has, never by its name:
 - optional `encode(x) -> Tensor` / `decode(z) -> Tensor` / `reconstruct(x) -> Tensor`.
 - discriminative families set `discriminative = True` and provide `predict(x) -> Tensor`.
 - optional `configure_optimizers(train_cfg) -> dict[str, Optimizer]` together with
-  `train_step(batch, optimizers, step) -> dict`: a family that must update its weights itself
-  (adversarial training); the loop calls it instead of its own backward/step and still owns
-  the learning-rate schedule, seeding, NaN checks, EMA, logging and checkpoints.
-- optional `health(val, *, generator) -> dict`: figures the loop logs at every evaluation; a
-  "warnings" list in it is printed as warning lines.
+  `train_step(batch, helper, step) -> dict`: a family that must update its weights itself
+  (adversarial training); the loop calls it instead of its own step and still owns the
+  learning-rate schedule, seeding, NaN checks, EMA, logging and checkpoints. `helper` (an
+  `Updates`) does each backward pass, gradient all-reduce, clipping and optimizer step.
+- optional `health(val, *, generator, judge) -> dict`: figures the loop logs at every
+  evaluation; a "warnings" list in it is printed as warning lines. `judge` is the frozen
+  classifier of the data the run layer hands over when `judge_steps()` asks for one.
+- `selection`: the validation figure that picks the best checkpoint and drives early stopping.
 """
 
 from __future__ import annotations
@@ -90,6 +93,32 @@ class Predictor(Protocol):
         ...
 
 
+class Updates(Protocol):
+    """What the training loop hands to a family's `train_step` (genlab.training.step.StepHelper):
+    the one way a family steps its optimizers, so that every family gets gradient all-reduce
+    across processes, clipping and bf16 autocast."""
+
+    optimizers: dict[str, torch.optim.Optimizer]
+
+    def update(self, name: str, loss: torch.Tensor) -> None:
+        """Zero optimizer `name`'s gradients, backward `loss`, average the gradients across
+        processes, clip them and step the optimizer."""
+        ...
+
+    def autocast(self) -> Any:
+        """The run's bf16 autocast context (a no-op in float32)."""
+        ...
+
+    def randn(self, n: int, *shape: int, device: Any = None) -> torch.Tensor:
+        """Normal noise (n, *shape) for this process's n examples, drawn as one process would
+        draw it for the global batch."""
+        ...
+
+    def rand(self, n: int, *shape: int, device: Any = None) -> torch.Tensor:
+        """Uniform [0, 1) noise (n, *shape), as `randn`."""
+        ...
+
+
 @runtime_checkable
 class TrainsItself(Protocol):
     def configure_optimizers(self, train_cfg: Any) -> dict[str, torch.optim.Optimizer]:
@@ -97,16 +126,20 @@ class TrainsItself(Protocol):
         ...
 
     def train_step(
-        self, batch: dict[str, torch.Tensor], optimizers: dict[str, Any], step: int
+        self, batch: dict[str, torch.Tensor], helper: Updates, step: int
     ) -> dict[str, Any]:
-        """One update of the family's own making (e.g. adversarial): returns logged values."""
+        """One update of the family's own making (e.g. adversarial), every optimizer step
+        through `helper.update`: returns logged values."""
         ...
 
 
 @runtime_checkable
 class ReportsHealth(Protocol):
-    def health(self, val: dict[str, float], *, generator: torch.Generator) -> dict[str, Any]:
-        """Figures logged at every evaluation; a "warnings" list is printed."""
+    def health(
+        self, val: dict[str, float], *, generator: torch.Generator, judge: nn.Module | None
+    ) -> dict[str, Any]:
+        """Figures logged at every evaluation; a "warnings" list is printed. `judge`: the
+        frozen classifier asked for by `judge_steps()` (None when it asks for none)."""
         ...
 
 
@@ -144,9 +177,6 @@ class GenerativeModel(nn.Module):
     family: ClassVar[str] = ""
     description: ClassVar[str] = ""
     discriminative: ClassVar[bool] = False
-    validation_loss_ranks: ClassVar[bool] = True
-    """False when a lower validation "loss" does not mean a better model (an adversarial loss):
-    the trainer then keeps the latest weights as `best` and never stops early."""
     Config: ClassVar[type]
     SampleOptions: ClassVar[type] = NoOptions
     """Dataclass of the family's sampling options: `genlab sample` builds its flags from it."""
@@ -204,6 +234,11 @@ class GenerativeModel(nn.Module):
         if not 0 <= class_label < k:
             raise UsageError(f"--class must be between 0 and {k - 1}; got {class_label}")
         return torch.full((n,), class_label, dtype=torch.long, device=self.device)
+
+    def judge_steps(self) -> int:
+        """Training steps of the frozen judge (a `cnn` classifier of the data, genlab.judges)
+        that `health` needs; 0 when it needs none."""
+        return 0
 
     @property
     def device(self) -> torch.device:

@@ -16,12 +16,14 @@ Losses (`loss`), with D(x) the discriminator's logit:
   gp_weight * (|grad D(x_hat)| - 1)^2 at random interpolates x_hat; G minimizes -D(G(z)).
 
 Training is adversarial, so the family owns `train_step` (one discriminator update, then one
-generator update per batch, each with its own Adam optimizer); the shared loop still schedules
-the learning rates, reseeds, checks for NaN, keeps the EMA and writes checkpoints. `loss(batch)`
-is the discriminator's loss on real images against the current generator's (used for
-validation and by the contract tests), with the generator's loss and the discriminator's
-accuracies on real and fake images logged beside it. A lower discriminator loss does not mean a
-better generator, so the trainer keeps the latest weights as `best` (`validation_loss_ranks`).
+generator update per batch, each with its own Adam optimizer, each through the loop's step
+helper, which averages gradients across processes under torchrun, clips them and runs bf16
+autocast); the shared loop still schedules the learning rates, reseeds, checks for NaN, keeps
+the EMA and writes checkpoints. `loss(batch)` is the discriminator's loss on real images against
+the current generator's (used for validation and by the contract tests), with the generator's
+loss and the discriminator's accuracies on real and fake images logged beside it. A lower
+discriminator loss does not mean a better generator, so the family's selection is "last": the
+latest checkpoint is the best, and training never stops early.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from genlab.data import DataInfo
 from genlab.errors import DataError, UsageError
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, Selection, Updates
 
 
 @dataclass
@@ -110,6 +112,12 @@ class Generator(nn.Module):
             ch = out
         layers.append(nn.ConvTranspose2d(ch, c, 4, 2, 1))
         self.ups = nn.Sequential(*layers)
+        # a bias right before batch norm is cancelled by it, so its gradient is only rounding
+        # noise, which Adam would turn into steps of the full learning rate (and runs would
+        # then depend on the order of summation, e.g. on the process count): kept, so that
+        # checkpoints keep their keys, but not trained
+        for layer in [self.project[0], *self.ups[:-1:3]]:
+            layer.bias.requires_grad_(False)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if cond is not None:
@@ -149,7 +157,7 @@ class GAN(GenerativeModel):
         "DCGAN, optionally class-conditional; nonsaturating, hinge or WGAN-GP loss; "
         "spectral norm; sample-quality metrics"
     )
-    validation_loss_ranks: ClassVar[bool] = False
+    selection: ClassVar[Selection] = Selection(mode="last")
     Config = Config
 
     def __init__(self, cfg: Config, info: DataInfo) -> None:
@@ -164,7 +172,6 @@ class GAN(GenerativeModel):
         classes = info.num_classes if cfg.conditional else 0
         self.generator = Generator(cfg, info.shape, classes)
         self.discriminator = Discriminator(cfg, info.shape, classes)
-        self.grad_clip = 0.0
 
     # the two players' losses ------------------------------------------------------------------
     def _labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
@@ -192,10 +199,10 @@ class GAN(GenerativeModel):
         return -fake.mean()
 
     def gradient_penalty(
-        self, x: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
+        self, x: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None, eps: torch.Tensor
     ) -> torch.Tensor:
-        """mean (|grad_x D(x_hat)| - 1)^2 at random points between real and fake images."""
-        eps = torch.rand((x.shape[0], 1, 1, 1), device=x.device)
+        """mean (|grad_x D(x_hat)| - 1)^2 at the points x_hat = eps x + (1 - eps) fake between
+        real and fake images, eps (B, 1, 1, 1) in [0, 1]."""
         x_hat = (eps * x + (1 - eps) * fake).requires_grad_(True)
         (grad,) = torch.autograd.grad(
             self.discriminator(x_hat, y).sum(), x_hat, create_graph=True
@@ -225,7 +232,6 @@ class GAN(GenerativeModel):
 
     def configure_optimizers(self, train_cfg: Any) -> dict[str, torch.optim.Optimizer]:
         """One Adam per player, with the model's own learning rates and betas."""
-        self.grad_clip = train_cfg.grad_clip
         c = self.cfg
         return {
             "generator": torch.optim.Adam(
@@ -236,48 +242,51 @@ class GAN(GenerativeModel):
             ),
         }
 
-    def _update(self, loss: torch.Tensor, net: nn.Module, opt: torch.optim.Optimizer) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
-        opt.step()
-
     def train_step(
-        self,
-        batch: dict[str, torch.Tensor],
-        optimizers: dict[str, torch.optim.Optimizer],
-        step: int,
+        self, batch: dict[str, torch.Tensor], helper: Updates, step: int
     ) -> dict[str, torch.Tensor]:
-        """One discriminator update, then one generator update, on one batch."""
+        """One discriminator update, then one generator update, on one batch; `helper` steps
+        the optimizers and draws the noise (genlab.models.base.Updates)."""
         x, y = batch["x"], self._labels(batch)
-        z = self._noise(x.shape[0])
+        z = helper.randn(x.shape[0], self.cfg.latent_dim, device=self.device)
         # 1. discriminator: real images up, the generator's (fixed) images down
         fake = self._generate(z, y).detach()  # (B, C, H, W)
         d_real, d_fake = self.discriminator(x, y), self.discriminator(fake, y)
         d_loss = self.d_loss(d_real, d_fake)
         out = {"loss": d_loss.detach(), **self._accuracies(d_real.detach(), d_fake.detach())}
         if self.cfg.loss == "wgan-gp":
-            gp = self.gradient_penalty(x, fake, y)
+            gp = self.gradient_penalty(
+                x, fake, y, helper.rand(x.shape[0], 1, 1, 1, device=x.device)
+            )
             d_loss = d_loss + self.cfg.gp_weight * gp
             out["gp"] = gp.detach()
-        self._update(d_loss, self.discriminator, optimizers["discriminator"])
+        helper.update("discriminator", d_loss)
         # 2. generator: make the (just updated) discriminator call its images real
         self.discriminator.requires_grad_(False)  # its gradients would be thrown away
         try:
             g_loss = self.g_loss(self.discriminator(self._generate(z, y), y))
-            self._update(g_loss, self.generator, optimizers["generator"])
+            helper.update("generator", g_loss)
         finally:
             self.discriminator.requires_grad_(True)
         return out | {"g_loss": g_loss.detach()}
 
     # training health --------------------------------------------------------------------------
     @torch.no_grad()
+    def judge_steps(self) -> int:
+        """The frozen `cnn` judge's training steps when the class histogram is monitored."""
+        monitored = self.cfg.monitor_samples and self.info.task == "classification"
+        return self.cfg.monitor_classifier_steps if monitored else 0
+
     def health(
-        self, val: dict[str, float], *, generator: torch.Generator | None = None
+        self,
+        val: dict[str, float],
+        *,
+        generator: torch.Generator | None = None,
+        judge: nn.Module | None = None,
     ) -> dict[str, Any]:
         """Figures and warnings for an evaluation: the class histogram of generated images under
-        the frozen `cnn` (mode collapse) and whether the discriminator has won (divergence)."""
+        the frozen `judge` (mode collapse; skipped without one) and whether the discriminator
+        has won (divergence)."""
         out: dict[str, Any] = {}
         warnings: list[str] = []
         real_acc, fake_acc = val.get("d_real_acc", 0.0), val.get("d_fake_acc", 0.0)
@@ -289,19 +298,11 @@ class GAN(GenerativeModel):
                 f"{val.get('g_loss', float('nan')):.3g}); try model.loss=hinge, "
                 "model.spectral_norm=true or a lower model.d_lr"
             )
-        if self.cfg.monitor_samples and self.info.task == "classification":
-            from genlab.metrics.features import feature_extractor
+        if judge is not None and self.judge_steps():
             from genlab.metrics.quality import class_coverage
 
-            classifier = self.__dict__.get("_classifier")
-            if classifier is None:  # kept out of the module tree, so out of checkpoints
-                classifier = feature_extractor(
-                    self.info.source, steps=self.cfg.monitor_classifier_steps
-                )
-                object.__setattr__(self, "_classifier", classifier)
-            classifier = classifier.to(self.device)
             images = self.sample(self.cfg.monitor_samples, generator=generator)
-            pred = classifier.predict(images).argmax(-1).cpu()
+            pred = judge.to(self.device).predict(images).argmax(-1).cpu()
             cov = class_coverage(pred, self.info.num_classes)
             out["class_histogram"] = cov["histogram"]
             out["classes_covered"] = cov["classes_covered"]

@@ -34,7 +34,6 @@ from torch import nn
 
 from genlab.data import DataInfo
 from genlab.errors import UsageError
-from genlab.hardware import native_bf16
 from genlab.text.lm import LanguageModel
 
 
@@ -390,7 +389,7 @@ def _residual(x: torch.Tensor, y: torch.Tensor, w_t: torch.Tensor, bias: torch.T
 def shakespeare_cpu_preset(run):
     """nanoGPT's small CPU configuration for character-level Tiny Shakespeare (the benchmark),
     with bfloat16 matrix products where the CPU has native bfloat16 arithmetic."""
-    run.train.bf16 = native_bf16(torch.device("cpu"))
+    run.train.bf16 = "auto"
     run.model.n_layer, run.model.n_head, run.model.n_embd = 4, 4, 128
     run.model.block_size, run.model.dropout, run.model.bias = 64, 0.0, False
     run.data.val_fraction, run.data.test_fraction = 0.1, 0.0

@@ -51,11 +51,12 @@ class TrainConfig:
     """Seed of initialization, data order and every random draw in training (`--seed`)."""
     device: str = "auto"
     """auto (a GPU when there is one), cpu, cuda or cuda:N (`--device`)."""
-    bf16: bool = False
-    """Mixed precision: training steps' matrix products in bfloat16 (autocast); weights, optimizer
-    and validation in float32.
-    Fast on GPUs and on CPUs with AVX512-BF16 or AMX (about 1.5x for gpt on this project's 2-core
-    AMD EPYC); elsewhere emulated and slower."""
+    bf16: bool | Literal["auto"] = False
+    """Mixed precision: training steps' matrix products in bfloat16 (autocast) for every family,
+    including those with their own train_step; weights, optimizer and validation in float32.
+    `auto` turns it on where the device computes in bfloat16 natively (GPUs; CPUs with
+    AVX512-BF16 or AMX), decided when training starts; elsewhere bfloat16 is emulated and
+    slower than float32."""
     freeze_layers: int = 0
     """Fine-tuning: freeze the embeddings and the first k blocks/layers (families with freeze())."""
 

@@ -1,34 +1,33 @@
-"""The one training loop. It never names a model: it calls `model.loss(batch)`, or, for a family
-that updates its own weights (adversarial training), `model.train_step(batch, optimizers, step)`
-with the optimizers of `model.configure_optimizers(cfg)`; the loop keeps the learning-rate
-schedule, seeding, NaN checks, EMA, logging, evaluation (plus the optional `model.health`) and
-checkpoints for both kinds.
+"""The one training loop. It never names a model: it calls `model.loss(batch)` and steps one
+optimizer, or, for a family that updates its own weights (adversarial training), calls
+`model.train_step(batch, helper, step)` with the optimizers of `model.configure_optimizers(cfg)`.
+Both paths go through one `StepHelper` (genlab.training.step): backward, gradient all-reduce,
+clipping, optimizer steps and bf16 autocast. The loop keeps the learning-rate schedule, seeding,
+NaN checks, EMA, logging, evaluation (plus the optional `model.health`), the selection of the
+best checkpoint (`model.selection`), early stopping and checkpoints.
 
 Reproducibility: the data order of step s comes from a permutation seeded by (seed, epoch) (for
 more than PERMUTE_MAX examples, a draw seeded by (seed, s)), and the global random state is
 reseeded from (seed, step, rank) before every step, so a run stopped at step k and resumed
 computes exactly the steps an uninterrupted run would.
 
-Scale: under `torchrun` the loop wraps the model in DistributedDataParallel, gives each rank its
-contiguous share of every global batch, and lets rank 0 alone log and write checkpoints.
+Scale: under `torchrun` (genlab.training.runtime) each rank takes its contiguous share of every
+global batch, gradients are averaged across ranks, batch norm uses the global batch's statistics,
+and rank 0 alone logs and writes checkpoints.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import math
-import os
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
@@ -41,9 +40,21 @@ from genlab.io.checkpoint import (
     load_tensors,
     save_checkpoint,
 )
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, Selection
 from genlab.training.config import TrainConfig
 from genlab.training.optim import build_optimizer, lr_at
+from genlab.training.runtime import (
+    Dist,
+    resolve_bf16,
+    setup_distributed,
+    step_seed,
+    stop_on_sigint,
+    sync_batch_norm,
+    training_device,
+)
+from genlab.training.step import StepHelper
+
+__all__ = ["Dist", "Interrupted", "Trainer", "TrainerState", "step_seed"]
 
 PERMUTE_MAX = 2**24
 """The most training examples shuffled by a permutation (8 bytes each, 128 MiB at most)."""
@@ -56,68 +67,45 @@ class Interrupted(GenlabError):
 
 
 @dataclass
-class Dist:
-    """This process's place in a (possibly single-process) distributed run."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-
-def setup_distributed(device: torch.device) -> Dist:
-    """Join the process group that torchrun describes in the environment, if any."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """`auto` takes a GPU when there is one; a missing GPU is a clear error."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UsageError(
-                "--device cuda asked for a GPU but PyTorch sees none; use --device cpu"
-            )
-        if name == "cuda":
-            name = f"cuda:{local_rank}"
-    elif name != "cpu":
-        raise UsageError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N")
-    return torch.device(name)
-
-
-def step_seed(seed: int, step: int, rank: int = 0) -> int:
-    """The seed of every random draw made during optimizer step `step`."""
-    return (seed * 1_000_003 + step * 1009 + rank) % (2**63)
-
-
-@dataclass
 class TrainerState:
-    """What the loop needs besides weights to continue exactly: saved as trainer.json."""
+    """What the loop needs besides weights to continue exactly, and what a summary of the run
+    reports: saved as trainer.json."""
 
     step: int = 0
     best_val: float = math.inf
+    """The selection figure of the best checkpoint (for mode "last": of the latest one)."""
     best_step: int = -1
     bad_evals: int = 0
     ema_count: int = 0
     sums: dict[str, float] = field(default_factory=dict)
     count: int = 0
+    best_key: str = "loss"
+    """The validation figure that ranks checkpoints (the family's `selection.key`)."""
+    best_mode: str = "min"
+    """"min", "max", or "last" (the latest checkpoint is the best)."""
+    last_val: float = math.nan
+    """The selection figure at the latest evaluation."""
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrainerState:
+        """The state saved in a trainer.json (fields it lacks keep their defaults)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def improves(selection: Selection, value: float, best: float) -> bool:
+    """Whether a validation figure `value` beats the best so far under `selection`."""
+    if selection.mode == "last":
+        return True
+    return value < best if selection.mode == "min" else value > best
 
 
 class Trainer:
-    """Trains one model on one dataset into one run directory."""
+    """Trains one model on one dataset into one run directory.
+
+    `judge`: the frozen classifier handed to the model's `health` hook (genlab.judges), when
+    the model asks for one (`model.judge_steps()`); it may also be set after construction.
+    `distributed=False` trains in this process alone, also under torchrun."""
 
     def __init__(
         self,
@@ -128,12 +116,13 @@ class Trainer:
         *,
         total_steps: int,
         quiet: bool = False,
+        judge: torch.nn.Module | None = None,
+        distributed: bool = True,
     ) -> None:
         self.cfg, self.data, self.run_dir, self.quiet = cfg, data, Path(run_dir), quiet
-        self.device = resolve_device(cfg.device)
-        self.dist = setup_distributed(self.device)
-        if self.dist.world > 1 and self.device.type == "cuda":
-            self.device = torch.device(f"cuda:{self.dist.local_rank}")
+        self.judge = judge
+        self.device = training_device(cfg.device)
+        self.dist: Dist = setup_distributed(self.device) if distributed else Dist()
         if cfg.batch_size % self.dist.world:
             raise UsageError(
                 f"train.batch_size {cfg.batch_size} must divide evenly among "
@@ -152,32 +141,41 @@ class Trainer:
                 "best checkpoint): set data.val_fraction above 0"
             )
         self.steps_per_epoch = self.n_train // cfg.batch_size
-        if cfg.bf16 and self.dist.main and not quiet and not native_bf16(self.device):
+        self.bf16 = resolve_bf16(cfg.bf16, self.device)
+        if self.bf16 and self.dist.main and not quiet and not native_bf16(self.device):
             print(
                 f"genlab: warning: train.bf16 on a {self.device.type} without native bfloat16 "
-                "arithmetic is emulated and slower than float32; consider train.bf16=false",
+                "arithmetic is emulated and slower than float32; consider train.bf16=auto",
                 file=sys.stderr,
             )
+        self.selection: Selection = model.selection
+        if self.selection.mode not in ("min", "max", "last"):
+            raise RunError(
+                f"'{model.family}' declares selection mode '{self.selection.mode}'; "
+                "use min, max or last"
+            )
+        if self.dist.world > 1:
+            sync_batch_norm(model)  # statistics of the global batch, before optimizers and EMA
         self.model = model.to(self.device)
-        self.net: torch.nn.Module = model
+        if self.dist.world > 1:  # every rank starts from rank 0's weights
+            self.dist.broadcast_(list(model.state_dict().values()))
         # a family that updates its own weights (adversarial training) brings its optimizers
         self.custom_step = callable(getattr(model, "train_step", None)) and callable(
             getattr(model, "configure_optimizers", None)
         )
-        if self.custom_step and self.dist.world > 1:
-            raise UsageError(
-                f"'{model.family}' trains with its own train_step, which does not run under "
-                "torchrun (DistributedDataParallel) yet; train it in a single process"
-            )
-        if self.dist.world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         if self.custom_step:
             self.optimizers = dict(model.configure_optimizers(cfg))
         else:
-            self.optimizer = build_optimizer(model, cfg)
-            self.optimizers = {"model": self.optimizer}
-        # each optimizer's own peak rates, which the schedule scales (train_step families)
+            self.optimizers = {"model": build_optimizer(model, cfg)}
+        self.helper = StepHelper(
+            self.optimizers,
+            grad_clip=cfg.grad_clip,
+            bf16=self.bf16,
+            device_type=self.device.type,
+            dist=self.dist,
+            model=model,
+        )
+        # each optimizer's own peak rates, which the schedule scales
         self.base_lrs = {
             name: [group["lr"] for group in opt.param_groups]
             for name, opt in self.optimizers.items()
@@ -187,7 +185,12 @@ class Trainer:
             self.ema = AveragedModel(
                 model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
             )
-        self.state = TrainerState()
+        sel = self.selection
+        self.state = TrainerState(
+            best_val=-math.inf if sel.mode == "max" else math.inf,
+            best_key=sel.key,
+            best_mode=sel.mode,
+        )
         self._perm_epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
 
     # data -----------------------------------------------------------------------------------
@@ -212,9 +215,8 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def autocast(self):
-        if self.cfg.bf16:  # matrix products in bfloat16; weights and optimizer stay float32
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """The run's bf16 autocast context (a no-op in float32)."""
+        return self.helper.autocast()
 
     # state ----------------------------------------------------------------------------------
     @property
@@ -232,7 +234,7 @@ class Trainer:
                 s.step,
                 self.model,
                 ema=self.ema.module if self.ema is not None else None,
-                optimizer=self.optimizers if self.custom_step else self.optimizer,
+                optimizer=self.optimizers,
                 trainer_state={k: v for k, v in vars(s).items() if k != "step"},
                 best=best,
             )
@@ -250,24 +252,54 @@ class Trainer:
             else:  # EMA switched on for the resumed part: start it from the current weights
                 self.ema.module.load_state_dict(self.model.state_dict())
         saved = load_optimizer_state(ckpt / "optimizer.pt")
-        if self.custom_step:  # one state per named optimizer
-            for name, opt in self.optimizers.items():
-                opt.load_state_dict(saved[name])
-        else:
-            self.optimizer.load_state_dict(saved)
+        for name, opt in self.optimizers.items():  # one state per named optimizer
+            if name not in saved:
+                raise RunError(
+                    f"--resume: {ckpt} holds no state of optimizer '{name}' (it has "
+                    f"{', '.join(saved) or 'none'}); start a new run"
+                )
+            opt.load_state_dict(saved[name])
         raw = json.loads((ckpt / "trainer.json").read_text())
-        self.state = TrainerState(**raw)
+        self.state = TrainerState.from_dict(raw)
+        s, sel = self.state, self.selection
+        if (s.best_key, s.best_mode) != (sel.key, sel.mode) and "best_key" in raw:
+            raise RunError(
+                f"--resume: {self.run_dir} ranked checkpoints by {s.best_mode} {s.best_key}, "
+                f"this genlab by {sel.mode} {sel.key}; start a new run"
+            )
+        s.best_key, s.best_mode = sel.key, sel.mode
         if self.ema is not None:
-            self.ema.n_averaged.fill_(self.state.ema_count)
+            self.ema.n_averaged.fill_(s.ema_count)
         if self.dist.main:  # drop log lines written after this checkpoint by the stopped run
-            path = self.run_dir / "metrics.jsonl"
-            if path.exists():
-                keep = [
-                    line
-                    for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= self.state.step
-                ]
-                path.write_text("".join(line + "\n" for line in keep))
+            self._trim_metrics(s.step)
+        self.dist.barrier()
+
+    def _trim_metrics(self, step: int) -> None:
+        """Keep the lines of metrics.jsonl up to `step`; a torn last line (a kill mid-write) is
+        dropped with a warning, a damaged line before it is an error."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        keep = []
+        for i, line in enumerate(lines):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if i < len(lines) - 1:
+                    raise RunError(
+                        f"{path} is damaged at line {i + 1} (not JSON); remove that line and "
+                        "--resume again"
+                    ) from None
+                print(
+                    f"genlab: warning: dropped the torn last line of {path} (the run was killed "
+                    "while writing it)",
+                    file=sys.stderr,
+                )
+                continue
+            if record.get("step", 0) <= step:
+                keep.append(line)
+        path.write_text("".join(line + "\n" for line in keep))
 
     def log(self, record: dict[str, Any]) -> None:
         if self.dist.main:
@@ -311,14 +343,14 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             g = torch.Generator(device=self.device)
             g.manual_seed(step_seed(self.cfg.seed, 0, rank=15485863))
-            out = dict(model.health(val, generator=g))
+            out = dict(model.health(val, generator=g, judge=self.judge))
         model.train(was_training)
         if self.dist.main:
             for warning in out.get("warnings", []):
                 tqdm.write(f"genlab: warning at step {step}: {warning}", file=sys.stderr)
         return out
 
-    # the loop -------------------------------------------------------------------------------
+    # the step -------------------------------------------------------------------------------
     def nonfinite(self, name: str, value: float, step: int) -> RunError:
         """The error that stops training when a logged value becomes NaN or infinite."""
         last = checkpoint_dir(self.run_dir, "latest")
@@ -328,53 +360,77 @@ class Trainer:
             "lower train.lr or set train.grad_clip, then --resume or start again"
         )
 
-    def custom_train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
-        """A family's own update (`train_step`): the loop sets each optimizer's learning rate
-        (its own peak rate shaped by the schedule), checks every returned value and keeps the
-        EMA; the family does its backward passes and optimizer steps."""
-        scale = lr_at(step, self.cfg, self.total_steps) / self.cfg.lr
+    def set_learning_rates(self, step: int) -> dict[str, float]:
+        """Give every optimizer group its rate for `step`: its own peak rate shaped by the
+        schedule; returns the logged rates ("lr", or "lr_NAME" for several optimizers)."""
+        lr = lr_at(step, self.cfg, self.total_steps)
         rates = {}
         for name, opt in self.optimizers.items():
             for group, base in zip(opt.param_groups, self.base_lrs[name], strict=True):
-                group["lr"] = base * scale
+                # (a group at the configured peak rate gets the schedule's rate exactly)
+                group["lr"] = lr if base == self.cfg.lr else base * (lr / self.cfg.lr)
             rates[f"lr_{name}"] = opt.param_groups[0]["lr"]
-        with self.autocast():
-            out = self.model.train_step(batch, self.optimizers, step)
-        logged = {k: float(v) for k, v in out.items()}
+        return {"lr": rates.popitem()[1]} if len(rates) == 1 else rates
+
+    def _global_mean(self, out: dict[str, Any]) -> dict[str, float]:
+        """The logged values of the global batch: every rank's value averaged over ranks (so
+        that every rank also sees a NaN of any rank, and stops with it)."""
+        values = torch.stack(
+            [
+                torch.as_tensor(v, device=self.device).detach().float().reshape(())
+                for v in out.values()
+            ]
+        )
+        return dict(zip(out, self.dist.all_reduce_mean(values).tolist(), strict=True))
+
+    def _check_finite(self, logged: dict[str, float], step: int) -> None:
         for k, v in logged.items():
             if not math.isfinite(v):
                 raise self.nonfinite(k, v, step)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        """Optimizer step `step` (0-based): the default step (`loss`, one optimizer) or the
+        family's own `train_step`, both through the step helper; returns the logged values."""
+        torch.manual_seed(step_seed(self.cfg.seed, step, self.dist.rank))
+        helper = self.helper
+        if self.dist.world > 1:  # noise of the global batch, the same in every rank
+            helper.generator = torch.Generator(device=self.device)
+            helper.generator.manual_seed(step_seed(self.cfg.seed, step))
+        batch = self.to_device(self.data.batch("train", self.batch_indices(step)))
+        rates = self.set_learning_rates(step)
+        if self.custom_step:
+            with helper.autocast():
+                out = self.model.train_step(batch, helper, step)
+            logged = self._global_mean(out)
+            self._check_finite(logged, step)
+        else:
+            with helper.autocast():
+                out = self.model(batch)
+            logged = self._global_mean(out)
+            self._check_finite(logged, step)
+            helper.update("model", out["loss"])
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         return logged | rates
 
-    def train_step(self, step: int) -> dict[str, float]:
-        torch.manual_seed(step_seed(self.cfg.seed, step, self.dist.rank))
-        batch = self.to_device(self.data.batch("train", self.batch_indices(step)))
-        if self.custom_step:
-            return self.custom_train_step(batch, step)
-        with self.autocast():
-            out = self.net(batch)
-        loss = out["loss"]
-        # the logged values are those of the global batch: every rank's mean over its share
-        values = torch.stack([v.detach().float() for v in out.values()])
-        if self.dist.world > 1:  # (and every rank sees a NaN of any rank, and stops with it)
-            dist.all_reduce(values)
-            values /= self.dist.world
-        logged = dict(zip(out, values.tolist(), strict=True))
-        if not math.isfinite(logged["loss"]):
-            raise self.nonfinite("loss", logged["loss"], step)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        lr = lr_at(step, self.cfg, self.total_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.step()
-        if self.ema is not None:
-            self.ema.update_parameters(self.model)
-        return logged | {"lr": lr}
+    # the loop -------------------------------------------------------------------------------
+    def select(self, s: TrainerState, figures: dict[str, Any]) -> bool:
+        """Update the best checkpoint and early-stopping count from an evaluation's figures
+        (validation losses and health figures); returns whether this checkpoint is the best."""
+        sel = self.selection
+        value = figures.get(sel.key)
+        if value is None and sel.mode != "last":
+            raise RunError(
+                f"'{self.model.family}' ranks checkpoints by '{sel.key}', which its evaluation "
+                f"does not report (it has {', '.join(sorted(figures))})"
+            )
+        value = math.nan if value is None else float(value)
+        s.last_val = value
+        if improves(sel, value, s.best_val):
+            s.best_val, s.best_step, s.bad_evals = value, s.step, 0
+            return True
+        s.bad_evals += 1
+        return False
 
     def fit(self) -> TrainerState:
         """Train up to `total_steps` (or early stopping); returns the final state."""
@@ -388,7 +444,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         last_saved, t_log, examples = s.step, time.perf_counter(), 0
-        with _stop_on_sigint() as stop_requested:
+        with stop_on_sigint() as stop_requested:
             while s.step < self.total_steps:
                 if stop_requested():
                     bar.close()
@@ -416,21 +472,16 @@ class Trainer:
                 if s.step % cfg.eval_every == 0 or s.step == self.total_steps:
                     val = self.evaluate()
                     health = self.health(s.step, val)
-                    # (an adversarial loss does not rank models: the latest counts as best)
-                    improved = val["loss"] < s.best_val or not self.model.validation_loss_ranks
-                    if improved:
-                        s.best_val, s.best_step, s.bad_evals = val["loss"], s.step, 0
-                    else:
-                        s.bad_evals += 1
+                    improved = self.select(s, {**val, **health})
                     stop = bool(cfg.patience) and s.bad_evals >= cfg.patience
                     self.log({"step": s.step, "split": "val", **val, **health, "early_stop": stop})
                     self.save(best=improved)
                     last_saved = s.step
                     if stop:
                         bar.write(
-                            f"early stopping at step {s.step}: validation loss has not improved "
-                            f"for {s.bad_evals} evaluations (best {s.best_val:.4g} at step "
-                            f"{s.best_step})"
+                            f"early stopping at step {s.step}: validation {s.best_key} has not "
+                            f"improved for {s.bad_evals} evaluations (best {s.best_val:.4g} at "
+                            f"step {s.best_step})"
                         )
                         break
                 if s.step % cfg.checkpoint_every == 0 and last_saved != s.step:
@@ -438,26 +489,3 @@ class Trainer:
                     last_saved = s.step
         bar.close()
         return s
-
-
-@contextlib.contextmanager
-def _stop_on_sigint():
-    """Turn the first Ctrl-C into a request to stop at the next step boundary.
-
-    A second Ctrl-C interrupts at once, as usual. Outside the main thread nothing changes.
-    """
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-
-    def handler(signum, frame):
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: flag["stop"]
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,93 @@
+"""Training the frozen judge of sample-quality metrics (the run layer: it trains a `cnn` with the
+training loop). genlab.metrics only loads judges (genlab.metrics.features); `genlab eval`,
+`genlab bench` and genlab.run.train (for a family whose `health` needs one) call `judge` here,
+which trains and caches one the first time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from genlab.config import apply_overrides, to_dict
+from genlab.io.atomic import write_json_atomic
+from genlab.io.checkpoint import checkpoint_dir, load_tensors
+from genlab.metrics.features import (
+    RECIPE,
+    JudgeNotCached,
+    checksum,
+    classifier_accuracy,
+    judge_data,
+    judge_entry,
+    load_judge,
+)
+from genlab.models.cnn import CNN
+from genlab.runconfig import default_config
+from genlab.training.loop import Trainer
+
+RECIPE_OVERRIDES = [
+    "train.batch_size=64",
+    "train.lr=2e-3",
+    "train.warmup_steps=50",
+    "train.eval_every=250",
+    "train.seed=0",
+    "train.device=cpu",
+]
+"""The judge's training recipe (named RECIPE in genlab.metrics.features) on top of cnn's
+defaults."""
+
+
+def judge(
+    data: str, *, steps: int = 2000, cache_dir: str | Path | None = None, progress: bool = False
+) -> CNN:
+    """The frozen `cnn` judge of `data` (built-in name or path): read from the cache, or trained
+    once (deterministically: fixed recipe, seed and CPU), cached with a checksum and returned.
+    A cache entry that fails its checksum is reported and trained again."""
+    dataset = judge_data(data)
+    try:
+        return load_judge(dataset, steps=steps, cache_dir=cache_dir)
+    except JudgeNotCached as e:
+        if e.damaged:
+            print(f"genlab: {e.args[0].split(';')[0]}; training it again", file=sys.stderr)
+    entry = judge_entry(dataset.info.fingerprint, steps, cache_dir)
+    root = entry.parent
+    root.mkdir(parents=True, exist_ok=True)
+    print(
+        f"genlab: training the frozen cnn judge of {data} ({steps} steps, once; cached in {root})",
+        file=sys.stderr,
+    )
+    cfg = apply_overrides(default_config("cnn"), RECIPE_OVERRIDES)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".train-") as tmp, torch.enable_grad():
+        # (also when called under no_grad), in this process alone, also under torchrun
+        torch.manual_seed(cfg.train.seed)
+        model = CNN(cfg.model, dataset.info)
+        (Path(tmp) / "run").mkdir()
+        trainer = Trainer(
+            model, dataset, cfg.train, Path(tmp) / "run", total_steps=steps,
+            quiet=not progress, distributed=False,
+        )  # fmt: skip
+        trainer.fit()
+        staged = Path(tmp) / "entry"
+        staged.mkdir()
+        weights = staged / "model.safetensors"
+        shutil.copy(checkpoint_dir(Path(tmp) / "run", "best") / "model.safetensors", weights)
+        model.load_state_dict(load_tensors(weights))
+        meta = {
+            "recipe": RECIPE,
+            "steps": steps,
+            "data": dataset.info.source,
+            "fingerprint": dataset.info.fingerprint,
+            "sha256": checksum(weights),
+            "test_accuracy": classifier_accuracy(model.eval(), dataset),
+            "model": to_dict(cfg.model),
+        }
+        write_json_atomic(staged / "meta.json", meta)
+        if entry.exists():
+            shutil.rmtree(entry)
+        os.replace(staged, entry)
+    return load_judge(dataset, steps=steps, cache_dir=cache_dir)
