@@ -95,7 +95,7 @@ def feature_extractor(
         staged = Path(tmp) / "entry"
         staged.mkdir()
         shutil.copy(checkpoint_dir(run, "best") / "model.safetensors", staged / "model.safetensors")
-        shutil.copy(run / "config.json", staged / "config.json")
+        shutil.copy(run / "run.json", staged / "run.json")
         meta = {
             "recipe": RECIPE,
             "steps": steps,

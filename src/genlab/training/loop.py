@@ -39,8 +39,10 @@ from genlab.io.checkpoint import (
     checkpoint_dir,
     load_optimizer_state,
     load_tensors,
+    resume_checkpoint,
     save_checkpoint,
 )
+from genlab.io.journal import truncate_journal
 from genlab.models.base import GenerativeModel
 from genlab.training.config import TrainConfig
 from genlab.training.optim import build_optimizer, lr_at
@@ -235,14 +237,18 @@ class Trainer:
                 optimizer=self.optimizers if self.custom_step else self.optimizer,
                 trainer_state={k: v for k, v in vars(s).items() if k != "step"},
                 best=best,
+                keep_last=self.cfg.keep_last,
             )
         self.dist.barrier()
 
     def resume(self) -> None:
-        """Continue from the latest checkpoint of the run directory."""
-        ckpt = checkpoint_dir(self.run_dir, "latest")
+        """Continue from the latest checkpoint of the run directory (or, when it is damaged, the
+        newest intact one)."""
+        ckpt, note = resume_checkpoint(self.run_dir)
         if ckpt is None:
             raise UsageError(f"--resume: {self.run_dir} holds no checkpoint to resume from")
+        if note and self.dist.main:
+            print(f"genlab: {note}", file=sys.stderr)
         self.model.load_state_dict(load_tensors(ckpt / "model.safetensors"))
         if self.ema is not None:
             if (ckpt / "ema.safetensors").exists():
@@ -260,14 +266,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.n_averaged.fill_(self.state.ema_count)
         if self.dist.main:  # drop log lines written after this checkpoint by the stopped run
-            path = self.run_dir / "metrics.jsonl"
-            if path.exists():
-                keep = [
-                    line
-                    for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= self.state.step
-                ]
-                path.write_text("".join(line + "\n" for line in keep))
+            truncate_journal(self.run_dir / "metrics.jsonl", self.state.step)
 
     def log(self, record: dict[str, Any]) -> None:
         if self.dist.main:
