@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -381,36 +382,93 @@ def test_a_damaged_metrics_line_before_the_last_names_its_line(tmp_path):
 
 
 # SIGKILL while writing checkpoints ---------------------------------------------------------
-def test_a_run_killed_with_sigkill_while_checkpointing_resumes_and_finishes(tmp_path, capsys):
-    """A checkpoint after every step, SIGKILL as soon as the first one exists, then --resume:
-    the run finishes, loads and samples, and ends with the weights of a run never killed."""
-    run = tmp_path / "run"
-    settings = [*tiny_overrides("vae"), "train.checkpoint_every=1", "train.eval_every=100000"]
-    settings += ["train.schedule=constant", "train.ema_decay=0", "train.log_every=1"]
-    words = [f"--set={s}" for s in settings]
+KILLED = [*tiny_overrides("vae"), "train.checkpoint_every=1", "train.eval_every=100000"]
+KILLED += ["train.schedule=constant", "train.ema_decay=0", "train.log_every=1"]
+
+# the child process that kills itself at a chosen point of writing checkpoint step-0000002
+SELF_KILL = """
+import os, signal, sys
+import genlab, genlab.io.checkpoint as ckpt
+
+point, run, settings = sys.argv[1], sys.argv[2], sys.argv[3:]
+write, link = ckpt.write_bytes_atomic, ckpt._link
+
+def write_then_die(path, content):
+    if point == "mid-folder" and ".step-0000002." in str(path) and path.name == "optimizer.pt":
+        write(path, content[: len(content) // 2])  # (a complete file of the wrong content)
+        os.kill(os.getpid(), signal.SIGKILL)
+    write(path, content)
+
+def link_then_die(target, where):
+    if point == "before-link" and target == "step-0000002":
+        os.kill(os.getpid(), signal.SIGKILL)
+    link(target, where)
+
+ckpt.write_bytes_atomic, ckpt._link = write_then_die, link_then_die
+genlab.train("vae", "digits", run, steps=100000, overrides=settings, quiet=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def never_killed(tmp_path_factory):
+    """The run of `total` steps that no kill interrupted (one per total)."""
+    runs: dict[int, Path] = {}
+
+    def run(total: int) -> Path:
+        if total not in runs:
+            out = tmp_path_factory.mktemp("whole") / "run"
+            runs[total] = genlab.train(
+                "vae", "digits", out, steps=total, overrides=KILLED, quiet=True
+            )
+        return runs[total]
+
+    return run
+
+
+def killed_run(point: str, run: Path) -> None:
+    """Train with a checkpoint after every step until a SIGKILL: `polled` from outside as soon
+    as the first checkpoint exists; `mid-folder` (the second checkpoint's folder half written)
+    and `before-link` (its folder in place, `latest` not yet moved) by the process itself."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen(
-        [*genlab_cmd(), "train", "vae", "--data", "digits", "--out", str(run)]
-        + ["--steps", "100000", "--quiet", *words],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    if point == "polled":
+        words = [f"--set={s}" for s in KILLED]
+        argv = [*genlab_cmd(), "train", "vae", "--data", "digits", "--out", str(run)]
+        argv += ["--steps", "100000", "--quiet", *words]
+    else:
+        argv = [sys.executable, "-c", SELF_KILL, point, str(run), *KILLED]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 300
-        while not (run / "checkpoints" / "latest").is_symlink():
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "no checkpoint within 300 s"
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
+        if point == "polled":
+            deadline = time.monotonic() + 300
+            while not (run / "checkpoints" / "latest").is_symlink():
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "no checkpoint within 300 s"
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == -signal.SIGKILL, err
+
+
+@pytest.mark.parametrize("point", ["polled", "mid-folder", "before-link"])
+def test_a_run_killed_with_sigkill_while_checkpointing_resumes_and_finishes(
+    point, never_killed, tmp_path, capsys
+):
+    """SIGKILL while the run writes a checkpoint after every step, then --resume: the run
+    finishes, loads and samples, and ends with the weights of a run never killed."""
+    run = tmp_path / "run"
+    killed_run(point, run)
+    if point == "mid-folder":
+        assert folders(run) == ["step-0000001"]
+        assert [p.name[:14] for p in (run / "checkpoints").glob(".*")] == [".step-0000002."]
+    if point == "before-link":
+        assert folders(run) == ["step-0000001", "step-0000002"]
+        assert linked(run, "latest") == "step-0000001"
     reached = max(int(name.split("-")[1]) for name in folders(run))
-    total = reached + 5  # the killed run wrote checkpoints up to `reached`, maybe the last torn
+    total = reached + 4
 
     status, _, err = resume(capsys, run, total, "vae")
     assert status == 0, err
@@ -422,8 +480,6 @@ def test_a_run_killed_with_sigkill_while_checkpointing_resumes_and_finishes(tmp_
     assert model.checkpoint == f"step-{total:07d}"
     status, out, err = cli(capsys, "sample", str(run), "-n", "4", "--out", str(tmp_path / "s.png"))
     assert status == 0, err
-
-    never_killed = genlab.train(
-        "vae", "digits", tmp_path / "whole", steps=total, overrides=settings, quiet=True
-    )
-    assert same_weights(run / "checkpoints" / "latest", never_killed / "checkpoints" / "latest")
+    assert (tmp_path / "s.png").stat().st_size > 0
+    whole = never_killed(total)
+    assert same_weights(run / "checkpoints" / "latest", whole / "checkpoints" / "latest")
