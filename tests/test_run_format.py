@@ -223,6 +223,7 @@ def test_load_of_a_checkpoint_folder_path_picks_that_checkpoint(run8):
     assert model.checkpoint == "step-0000006"
     raw = load_file(str(folder / "model.safetensors"))
     assert all(torch.equal(model.state_dict()[k], v) for k, v in raw.items())
+    assert genlab.load(run8 / "checkpoints" / "latest").checkpoint == "step-0000008"
     with pytest.raises(UsageError, match="is one checkpoint"):
         genlab.load(folder, which="latest")
 

@@ -278,7 +278,7 @@ def load(
                 f"{path} is one checkpoint; --which picks a checkpoint of a run directory "
                 f"({path.parent.parent})"
             )
-        ckpt = path
+        ckpt = path.resolve() if path.is_symlink() else path  # e.g. checkpoints/latest
     else:
         read_manifest(path)  # a clear error for a folder that is not a run
         ckpt = find_checkpoint(path, which)
