@@ -38,7 +38,7 @@ def test_bench_trains_evaluates_and_resumes(tmp_path, feature_cache, monkeypatch
         assert r["train_seconds"] > 0 and r["sample_ms_per_image"] > 0 and r["steps"] >= 10
         assert (
             r["parameters"]
-            == json.loads((out / "runs" / name / "config.json").read_text())["parameters"]
+            == json.loads((out / "runs" / name / "run.json").read_text())["parameters"]
         )
         assert (out / f"samples-{name}.png").stat().st_size > 0
     # likelihoods where a family has one, on the same test images

@@ -234,7 +234,7 @@ def vae_run(tmp_path_factory) -> Path:
 
 
 def test_train_writes_a_self_describing_run(vae_run):
-    meta = json.loads((vae_run / "config.json").read_text())
+    meta = json.loads((vae_run / "run.json").read_text())
     assert meta["family"] == "vae"
     assert meta["genlab_version"] == genlab.__version__
     assert meta["config"]["model"]["channels"] == [8, 16]
@@ -308,7 +308,7 @@ def test_eval_reports_nll_bits_per_dim_and_anomaly_scores(vae_run, tmp_path):
     # the importance-weighted bound is at least as tight as the ELBO (up to sampling noise)
     assert m["neg_elbo_nats"] >= m["nll_nats"] - 0.1
     assert 0 < m["nll_nats"] < 64 * math.log(2)  # better than a coin per binarized pixel
-    n_test = json.loads((vae_run / "config.json").read_text())["data"]["n_test"]
+    n_test = json.loads((vae_run / "run.json").read_text())["data"]["n_test"]
     assert m["examples"] == n_test == len(m["anomaly_scores"])
     assert all(math.isfinite(s) for s in m["anomaly_scores"])
 
@@ -332,7 +332,7 @@ def test_resume_continues_to_the_new_step_count(vae_run, tmp_path):
     assert len(steps) == len(set(steps))  # no step logged twice
     assert [s for _, s in steps] == sorted(s for _, s in steps)
     assert os.readlink(run / "checkpoints" / "latest") == "step-0000040"
-    assert json.loads((run / "config.json").read_text())["config"]["train"]["steps"] == 40
+    assert json.loads((run / "run.json").read_text())["config"]["train"]["steps"] == 40
 
 
 # discriminative and tabular runs -----------------------------------------------------------
@@ -372,7 +372,7 @@ def test_csv_regression_beats_the_target_spread(tmp_path):
         )
     )
     assert r.returncode == 0, r.stderr
-    info = json.loads((run / "config.json").read_text())["data"]
+    info = json.loads((run / "run.json").read_text())["data"]
     assert info["task"] == "regression" and "color=red" in info["feature_names"]
     r = run_cli("eval", str(run), "--json", str(tmp_path / "m.json"))
     assert r.returncode == 0, r.stderr

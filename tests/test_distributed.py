@@ -156,7 +156,12 @@ def test_only_rank_0_writes_one_metrics_line_per_logged_step(runs):
     ]
     # the logged training loss is that of the global batch, as with one process
     assert_same_metrics(run, runs["one-3"])
-    assert sorted(os.listdir(run / "checkpoints")) == ["best", "latest", "step-0000003"]
+    assert sorted(os.listdir(run / "checkpoints")) == [
+        "best",
+        "latest",
+        "step-0000002",
+        "step-0000003",
+    ]
 
 
 def test_resume_under_torchrun_continues_like_one_uninterrupted_process(runs):

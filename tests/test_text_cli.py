@@ -108,7 +108,7 @@ def test_fine_tuning_keeps_the_tokenizer_freezes_layers_and_lowers_the_loss(
     )
     assert status == 0, err
     assert (tuned / "tokenizer.json").read_bytes() == (gpt_run / "tokenizer.json").read_bytes()
-    assert json.loads((tuned / "config.json").read_text())["init_from"] == str(gpt_run.resolve())
+    assert json.loads((tuned / "run.json").read_text())["init_from"] == str(gpt_run.resolve())
     status, _, err = genlab(capsys, "eval", tuned, "--split", "val")
     after = json.loads((tuned / "eval-val.json").read_text())["loss_nats_per_token"]
     assert after < before

@@ -97,7 +97,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(bad, tmp_path,
     assert f"loss became {bad} at step 5:" in msg
     assert "the last good checkpoint (step-0000004) is kept" in msg
     assert calls == [True] * 5
-    assert sorted(os.listdir(run / "checkpoints")) == ["latest", "step-0000004"]
+    assert sorted(os.listdir(run / "checkpoints")) == ["latest", "step-0000002", "step-0000004"]
     assert linked(run) == "step-0000004"
     assert [r["step"] for r in rows(run)] == [1, 2, 3, 4]
     model = genlab.load(run, which="latest")
@@ -132,19 +132,20 @@ def test_early_stopping_after_patience_evaluations_without_improvement(
 
 # 3. atomic checkpoints ---------------------------------------------------------------------
 def test_a_checkpoint_write_that_fails_midway_leaves_the_previous_one(tmp_path, monkeypatch):
-    real_save_file = genlab.io.checkpoint.save_file
+    real_write = genlab.io.checkpoint.write_bytes_atomic
     written = []
 
-    def disk_full_on_second_save(tensors, filename, *args, **kwargs):
-        real_save_file(tensors, filename, *args, **kwargs)
+    def disk_full_on_second_save(filename, content):
+        if Path(filename).name != "model.safetensors":
+            return real_write(filename, content)
         written.append(filename)
-        if len(written) == 2:  # keep only the first half of the file, as a full disk would
-            size = os.path.getsize(filename)
-            os.truncate(filename, size // 2)
+        if len(written) == 2:  # write only the first half of the file, as a full disk would
+            Path(filename).write_bytes(content[: len(content) // 2])
             raise OSError(errno.ENOSPC, "No space left on device", filename)
+        return real_write(filename, content)
 
     settings = ("train.checkpoint_every=2", "train.eval_every=100")
-    monkeypatch.setattr(genlab.io.checkpoint, "save_file", disk_full_on_second_save)
+    monkeypatch.setattr(genlab.io.checkpoint, "write_bytes_atomic", disk_full_on_second_save)
     run = tmp_path / "run"
     with pytest.raises(RunError, match="No space left on device.*previous checkpoint is kept"):
         train(run, 6, *settings)  # saves at step 2, then fails while saving step 4
@@ -318,6 +319,7 @@ def test_ema_weights_are_the_moving_average_and_load_picks_them(tmp_path):
 def test_no_ema_file_without_ema(tmp_path):
     run = train(tmp_path / "run", 2, "train.ema_decay=0")
     assert sorted(os.listdir(run / "checkpoints" / "latest")) == [
+        "checkpoint.json",
         "model.safetensors",
         "optimizer.pt",
         "trainer.json",

@@ -36,6 +36,7 @@ from genlab.data import Split
 from genlab.errors import UsageError
 from genlab.io.checkpoint import checkpoint_dir, read_json, write_json_atomic
 from genlab.io.images import save_grid
+from genlab.io.manifest import read_manifest
 
 DEFAULT_FAMILIES = "vae,gan,pixelcnn"
 BUDGET_SHARE = 0.9
@@ -147,7 +148,7 @@ def _train_family(
     if resumed:
         progress = read_json(progress_file, "bench progress") if progress_file.exists() else {}
         before = progress.get("train_seconds", 0.0)
-        steps = read_json(run_dir / "config.json", "run config")["config"]["train"]["steps"]
+        steps = read_manifest(run_dir)["config"]["train"]["steps"]
         _say(f"{family}: resuming the stopped run in {run_dir} (up to {steps} steps)")
     else:
         cfg = run_config(family, preset, [*overrides, f"train.seed={seed}"])

@@ -316,8 +316,7 @@ def _checkpoint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--which",
         default="best",
-        choices=["best", "latest"],
-        help="checkpoint to use: best validation loss (default) or latest",
+        help="checkpoint to use: best validation loss (default), latest, or step-N (a kept one)",
     )
     p.add_argument("--no-ema", action="store_true", help="use raw weights even if EMA was kept")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
@@ -552,6 +551,7 @@ def _sample_inpaint(model, a: argparse.Namespace, g: torch.Generator, options: d
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
+    from genlab.io.atomic import write_text_atomic
     from genlab.metrics.evaluate import evaluate
     from genlab.run import load, load_data, read_run
 
@@ -614,7 +614,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
             print(f"{k}: {show(v)}")
     out = Path(a.json) if a.json else Path(a.run_dir) / f"eval-{a.split}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(out, json.dumps(metrics, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
 

@@ -10,13 +10,19 @@ from typing import Any
 import torch
 
 from genlab import judges
-from genlab._version import __version__
 from genlab.config import apply_overrides, from_dict, to_dict
 from genlab.data import DataInfo, Dataset, load_dataset
 from genlab.errors import RunError, UsageError
 from genlab.io.atomic import write_bytes_atomic
-from genlab.io.checkpoint import checkpoint_dir, load_tensors, read_json, write_json_atomic
+from genlab.io.checkpoint import (
+    find_checkpoint,
+    is_checkpoint_folder,
+    list_checkpoints,
+    load_tensors,
+    read_verified,
+)
 from genlab.io.images import save_grid
+from genlab.io.manifest import new_manifest, read_manifest, write_manifest
 from genlab.metrics.features import load_judge
 from genlab.models.base import GenerativeModel
 from genlab.registry import get_family
@@ -60,29 +66,33 @@ def build_model(
     return model
 
 
-def read_data_files(run_dir: str | Path, info: DataInfo) -> dict[str, bytes]:
-    """The data files (info.files) a run directory keeps, e.g. a tokenizer."""
+def read_data_files(path: str | Path) -> dict[str, bytes]:
+    """The data files (e.g. a tokenizer) that a run directory or checkpoint folder keeps.
+
+    A checkpoint folder holds its own copies; one written before checkpoint.json existed reads
+    them from its run directory. A checkpoint folder's copies are checked against its hashes."""
+    path = Path(path)
+    names = read_manifest(path)["data_files"]
+    places = [path]
+    if is_checkpoint_folder(path):
+        places.append(path.parent.parent)
     files = {}
-    for name in info.files:
-        path = Path(run_dir) / name
-        if not path.is_file():
-            raise RunError(f"{run_dir} lacks {name}, which its data needs; the run is incomplete")
-        files[name] = path.read_bytes()
+    for name in names:
+        found = [p / name for p in places if (p / name).is_file()]
+        if not found:
+            raise RunError(f"{path} lacks {name}, which its data needs; the run is incomplete")
+        if found[0].parent == path and is_checkpoint_folder(path):
+            files[name] = read_verified(found[0])
+        else:
+            files[name] = found[0].read_bytes()
     return files
 
 
-def read_run(run_dir: str | Path) -> tuple[str, Any, DataInfo]:
-    """Family, run config and data description stored in a run directory's config.json."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UsageError(f"no run directory at {run_dir}; train one with 'genlab train'")
-    if not (run_dir / "config.json").exists():
-        raise UsageError(
-            f"{run_dir} is not a genlab run directory (it has no config.json); "
-            "give a folder written by 'genlab train'"
-        )
-    meta = read_json(run_dir / "config.json", "run config")
-    family = meta.get("family", "")
+def read_run(path: str | Path) -> tuple[str, Any, DataInfo]:
+    """Family, run config and data description of a run directory (its run.json, or the
+    config.json of runs written before run.json) or of one checkpoint folder."""
+    meta = read_manifest(path)
+    family = meta["family"]
     cfg = from_dict(run_config_class(family), meta["config"])
     return family, cfg, DataInfo(**meta["data"])
 
@@ -159,7 +169,7 @@ def train(
     model settings and data files such as its tokenizer: fine-tuning.
     """
     out = Path(out)
-    if not resume and checkpoint_dir(out, "latest") is not None:
+    if not resume and (list_checkpoints(out) or (out / "checkpoints" / "latest").is_symlink()):
         raise UsageError(
             f"{out} already holds a run; add --resume to continue it or choose another --out"
         )
@@ -205,20 +215,21 @@ def train(
     if trainer.dist.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "samples").mkdir(exist_ok=True)
-        meta = {
-            "family": family,
-            "genlab_version": __version__,
-            "config": to_dict(cfg),
-            "data": dataclasses.asdict(dataset.info),
-            "parameters": sum(p.numel() for p in model.parameters()),
-        }
         if init_from is not None:
-            meta["init_from"] = str(Path(init_from).resolve())
-        elif resume and "init_from" in read_json(out / "config.json", "run config"):
-            meta["init_from"] = read_json(out / "config.json", "run config")["init_from"]
-        write_json_atomic(out / "config.json", meta)
+            origin = str(Path(init_from).resolve())
+        else:
+            origin = read_manifest(out)["init_from"] if resume else None
         for name, content in dataset.files.items():  # e.g. the tokenizer
             write_bytes_atomic(out / name, content)
+        manifest = new_manifest(
+            family=family,
+            config=to_dict(cfg),
+            data=dataclasses.asdict(dataset.info),
+            data_files=list(dataset.files),
+            parameters=sum(p.numel() for p in model.parameters()),
+            init_from=origin,
+        )
+        write_manifest(out, manifest)
     trainer.dist.barrier()
     if model.judge_steps():  # the frozen classifier the model's health hook asks for
         if trainer.dist.main:  # trained (once, cached) by one process; the others wait
@@ -237,10 +248,15 @@ def train(
 
 
 def _init_weights(model: GenerativeModel, run_dir: str | Path) -> None:
-    """Copy the weights of run_dir's best checkpoint (EMA when kept) into `model`."""
-    ckpt = checkpoint_dir(Path(run_dir), "best") or checkpoint_dir(Path(run_dir), "latest")
-    if ckpt is None:
+    """Copy the weights of run_dir's best checkpoint (EMA when kept), or of the checkpoint
+    folder run_dir, into `model`."""
+    run_dir = Path(run_dir)
+    if is_checkpoint_folder(run_dir):
+        ckpt = run_dir
+    elif not list_checkpoints(run_dir):
         raise UsageError(f"--init-from: {run_dir} holds no checkpoint yet; train it first")
+    else:
+        ckpt = find_checkpoint(run_dir, "best")
     ema_file = ckpt / "ema.safetensors"
     weights = load_tensors(ema_file if ema_file.exists() else ckpt / "model.safetensors")
     try:
@@ -255,18 +271,26 @@ def _init_weights(model: GenerativeModel, run_dir: str | Path) -> None:
 def load(
     run_dir: str | Path, *, which: str = "best", ema: bool = True, device: str = "cpu"
 ) -> GenerativeModel:
-    """Rebuild a trained model from its run directory alone, in eval mode.
+    """Rebuild a trained model from its run directory, or from one checkpoint folder alone, in
+    eval mode. Each file read is checked against the sha256 its checkpoint recorded.
 
-    `which`: "best" (lowest validation loss; falls back to "latest") or "latest".
+    `which` (run directories only): "best" (lowest validation loss; falls back to "latest"),
+    "latest" or "step-N" (a kept checkpoint; see `train.keep_last`).
     `ema`: use the exponential-moving-average weights when the run kept them.
     """
-    if which not in ("best", "latest"):
-        raise UsageError(f"which must be 'best' or 'latest'; got {which!r}")
-    family, cfg, info = read_run(run_dir)
-    ckpt = checkpoint_dir(Path(run_dir), which) or checkpoint_dir(Path(run_dir), "latest")
-    if ckpt is None:
-        raise UsageError(f"{run_dir} holds no checkpoint yet; train it first")
-    model = build_model(family, cfg.model, info, read_data_files(run_dir, info))
+    path = Path(run_dir)
+    if is_checkpoint_folder(path):
+        if which != "best":
+            raise UsageError(
+                f"{path} is one checkpoint; --which picks a checkpoint of a run directory "
+                f"({path.parent.parent})"
+            )
+        ckpt = path.resolve() if path.is_symlink() else path  # e.g. checkpoints/latest
+    else:
+        read_manifest(path)  # a clear error for a folder that is not a run
+        ckpt = find_checkpoint(path, which)
+    family, cfg, info = read_run(ckpt)
+    model = build_model(family, cfg.model, info, read_data_files(ckpt))
     ema_file = ckpt / "ema.safetensors"
     weights = ema_file if ema and ema_file.exists() else ckpt / "model.safetensors"
     model.load_state_dict(load_tensors(weights))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from genlab.io.atomic import write_bytes_atomic
 
 
 def to_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
@@ -28,14 +31,17 @@ def to_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.n
 def save_grid(
     images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 0
 ) -> Path:
-    """Save images (N, C, H, W) in [0, 1] as a PNG grid; small images are enlarged for viewing."""
+    """Save images (N, C, H, W) in [0, 1] as a PNG grid, atomically; small images are enlarged
+    for viewing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(to_grid(images, nrow))
     scale = scale or max(1, 4 if images.shape[-1] <= 16 else 2 if images.shape[-1] <= 32 else 1)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    img.save(path)
+    buffer = io.BytesIO()
+    img.save(buffer, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    write_bytes_atomic(path, buffer.getvalue())
     return path
 
 

@@ -45,6 +45,8 @@ class TrainConfig:
     """Early stopping: stop after this many evaluations with no better validation loss; 0 = off."""
     checkpoint_every: int = 500
     """Write the latest checkpoint every this many steps (also at every evaluation and the end)."""
+    keep_last: int = 3
+    """Keep the newest this many checkpoints (besides the best); older ones are removed."""
     log_every: int = 20
     """Append training metrics to metrics.jsonl every this many steps."""
     seed: int = 0
@@ -61,7 +63,14 @@ class TrainConfig:
     """Fine-tuning: freeze the embeddings and the first k blocks/layers (families with freeze())."""
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "log_every"):
+        for name in (
+            "steps",
+            "batch_size",
+            "eval_every",
+            "checkpoint_every",
+            "keep_last",
+            "log_every",
+        ):
             if getattr(self, name) < 1:
                 raise UsageError(f"train.{name} must be at least 1; got {getattr(self, name)}")
         if self.lr <= 0:

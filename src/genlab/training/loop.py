@@ -38,8 +38,10 @@ from genlab.io.checkpoint import (
     checkpoint_dir,
     load_optimizer_state,
     load_tensors,
+    resume_checkpoint,
     save_checkpoint,
 )
+from genlab.io.journal import truncate_journal
 from genlab.models.base import GenerativeModel, Selection
 from genlab.training.config import TrainConfig
 from genlab.training.optim import build_optimizer, lr_at
@@ -237,14 +239,18 @@ class Trainer:
                 optimizer=self.optimizers,
                 trainer_state={k: v for k, v in vars(s).items() if k != "step"},
                 best=best,
+                keep_last=self.cfg.keep_last,
             )
         self.dist.barrier()
 
     def resume(self) -> None:
-        """Continue from the latest checkpoint of the run directory."""
-        ckpt = checkpoint_dir(self.run_dir, "latest")
+        """Continue from the latest checkpoint of the run directory (or, when it is damaged, the
+        newest intact one)."""
+        ckpt, note = resume_checkpoint(self.run_dir)
         if ckpt is None:
             raise UsageError(f"--resume: {self.run_dir} holds no checkpoint to resume from")
+        if note and self.dist.main:
+            print(f"genlab: {note}", file=sys.stderr)
         self.model.load_state_dict(load_tensors(ckpt / "model.safetensors"))
         if self.ema is not None:
             if (ckpt / "ema.safetensors").exists():
@@ -271,35 +277,14 @@ class Trainer:
         if self.ema is not None:
             self.ema.n_averaged.fill_(s.ema_count)
         if self.dist.main:  # drop log lines written after this checkpoint by the stopped run
-            self._trim_metrics(s.step)
-        self.dist.barrier()
-
-    def _trim_metrics(self, step: int) -> None:
-        """Keep the lines of metrics.jsonl up to `step`; a torn last line (a kill mid-write) is
-        dropped with a warning, a damaged line before it is an error."""
-        path = self.run_dir / "metrics.jsonl"
-        if not path.exists():
-            return
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        keep = []
-        for i, line in enumerate(lines):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                if i < len(lines) - 1:
-                    raise RunError(
-                        f"{path} is damaged at line {i + 1} (not JSON); remove that line and "
-                        "--resume again"
-                    ) from None
+            path = self.run_dir / "metrics.jsonl"
+            if truncate_journal(path, s.step):
                 print(
                     f"genlab: warning: dropped the torn last line of {path} (the run was killed "
                     "while writing it)",
                     file=sys.stderr,
                 )
-                continue
-            if record.get("step", 0) <= step:
-                keep.append(line)
-        path.write_text("".join(line + "\n" for line in keep))
+        self.dist.barrier()
 
     def log(self, record: dict[str, Any]) -> None:
         if self.dist.main:
