@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from genlab.data.core import Dataset, image_dataset
+from genlab.data.core import Dataset
+from genlab.data.image import image_dataset
+from genlab.data.kind import SplitSettings
 from genlab.errors import DataError
 
 BUILTINS: dict[str, str] = {
@@ -38,9 +40,7 @@ def _mnist_sample() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(images).reshape(-1, 1, 28, 28), np.asarray(labels)
 
 
-def load_builtin(
-    name: str, *, val_fraction: float, test_fraction: float, seed: int, task: str = "auto"
-) -> Dataset:
+def load_builtin(name: str, split: SplitSettings) -> Dataset:
     """Load a built-in data set by name (see BUILTINS)."""
     if name == "digits":
         images, labels, levels = *_digits(), 17
@@ -57,8 +57,5 @@ def load_builtin(
         y=labels,
         levels=levels,
         class_names=[str(i) for i in range(num_classes)],
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-        task=task,
+        split=split,
     )

@@ -85,6 +85,13 @@ class DataKind:
         """A model's samples -> the user's form; `decode(encode(d)) == d` for data of the kind."""
         raise NotImplementedError
 
+    def record_from_flat(self, flat: dict[str, Any], header: dict[str, Any]) -> Any:
+        """The Record of a data description in genlab 0.x's flat form, where the kinds' fields
+        (levels, vocab_size, feature_names, ...) sat beside the header keys. Default: the flat
+        keys that name fields of `Record`; a kind whose Record differs overrides this."""
+        names = {f.name for f in dataclasses.fields(self.Record)}
+        return self.Record(**{k: v for k, v in flat.items() if k in names})
+
     # writing -----------------------------------------------------------------------------------
     def default_suffix(self) -> str:
         return self.suffixes[0]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from genlab.io.atomic import write_bytes_atomic
 
 
 def to_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
@@ -30,19 +33,20 @@ def save_grid(
 ) -> Path:
     """Save images (N, C, H, W) in [0, 1] as a PNG grid; small images are enlarged for viewing."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(to_grid(images, nrow))
     scale = scale or max(1, 4 if images.shape[-1] <= 16 else 2 if images.shape[-1] <= 32 else 1)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    img.save(path)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    write_bytes_atomic(path, buf.getvalue())
     return path
 
 
 def load_image(path: str | Path, shape: list[int] | tuple[int, ...]) -> torch.Tensor:
     """An image file as a tensor (C, H, W) in [0, 1] that must have `shape` (C, H, W): a file of
     another size or colour mode is a DataError that says so."""
-    from genlab.data.images import read_image
+    from genlab.data.image import read_image
     from genlab.errors import DataError, UsageError
 
     path = Path(path)
