@@ -5,10 +5,9 @@
 "test" :class:`Split` objects. ``kind_of(info)`` gives the kind's codec and writer.
 """
 
-from genlab.data.builtin import BUILTINS
 from genlab.data.config import DataConfig
 from genlab.data.core import DataInfo, Dataset, Split
-from genlab.data.kinds import KINDS, kind_of
+from genlab.data.kinds import BUILTINS, KINDS, kind_of
 from genlab.data.loader import load_dataset
 
 __all__ = [

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genlab.data.builtin import BUILTINS, builtin_images
 from genlab.data.core import (
     SPLITS,
     DataInfo,
@@ -251,6 +252,7 @@ class ImageKind(DataKind):
     Config = NoSettings
     Record = ImageRecord
     suffixes = (".png", ".npy")
+    builtins = BUILTINS
 
     def claims(self, path: Path) -> bool:
         if path.is_dir():
@@ -287,6 +289,19 @@ class ImageKind(DataKind):
             )
         x, y, class_names = read_image_folder(path, source)
         return image_dataset(source, x=x, y=y, levels=256, class_names=class_names, split=split)
+
+    def read_builtin(
+        self,
+        name: str,
+        split: SplitSettings,
+        cfg: Any,
+        *,
+        context: int = 0,
+        run_dir: Path | None = None,
+    ) -> ImageDataset:
+        x, y, levels = builtin_images(name)
+        class_names = [str(i) for i in range(int(y.max()) + 1)]
+        return image_dataset(name, x=x, y=y, levels=levels, class_names=class_names, split=split)
 
     def encode(self, data: Any, info: DataInfo) -> torch.Tensor:
         """uint8 images (N, C, H, W) with `levels` levels -> float32 in [0, 1]."""

@@ -54,6 +54,9 @@ class DataKind:
     Record: ClassVar[type] = NoSettings
     suffixes: ClassVar[tuple[str, ...]] = (".npy",)
     """Output suffixes `write` accepts; the first is the default."""
+    builtins: ClassVar[dict[str, str]] = {}
+    """Built-in data sets of this kind (name -> description) that `read_builtin` loads; they
+    ship with genlab's dependencies (nothing is downloaded)."""
 
     # reading -----------------------------------------------------------------------------------
     def claims(self, path: Path) -> bool:
@@ -74,6 +77,18 @@ class DataKind:
 
         `context`: the length of one example a sequence model reads (0: the kind's default).
         `run_dir`: a run directory whose saved data files (e.g. a tokenizer) to reuse."""
+        raise NotImplementedError
+
+    def read_builtin(
+        self,
+        name: str,
+        split: SplitSettings,
+        cfg: Any,
+        *,
+        context: int = 0,
+        run_dir: Path | None = None,
+    ) -> Any:
+        """Load the built-in data set `name` (one of `builtins`) into a `Dataset`."""
         raise NotImplementedError
 
     # codec -------------------------------------------------------------------------------------

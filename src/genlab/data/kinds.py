@@ -1,8 +1,8 @@
 """The registry of data kinds: the only module that imports every `data/<kind>.py`.
 
 Adding a kind: write `genlab/data/<kind>.py` (a `DataKind` subclass, instance `KIND`) and add
-its line below. Its settings appear as `data.<kind>.*`, the loader asks it whether it claims a
-path, and `genlab sample` writes through its writer.
+its line below. Its settings appear as `data.<kind>.*`, its built-ins join `BUILTINS`, the
+loader asks it whether it claims a path, and `genlab sample` writes through its writer.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ KINDS: dict[str, DataKind] = {
     "text": text.KIND,
     "tabular": tabular.KIND,
 }
+
+BUILTINS: dict[str, str] = {
+    name: description for kind in KINDS.values() for name, description in kind.builtins.items()
+}
+"""Every kind's built-in data sets: name -> description."""
 
 
 def kind_of(info_or_name: Any) -> DataKind:

@@ -1,8 +1,8 @@
 """load_dataset: turn a built-in name or a path into a Dataset with train/val/test splits.
 
-Built-in names first; then each data kind of `genlab.data.kinds.KINDS`, in order, is asked
-whether it claims the path, and the first that does reads it. Nothing here depends on which
-kinds exist.
+Every kind's built-in names first; then each data kind of `genlab.data.kinds.KINDS`, in
+order, is asked whether it claims the path, and the first that does reads it. Nothing here
+depends on which kinds exist.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from genlab.data.builtin import BUILTINS, load_builtin
 from genlab.data.config import DataConfig
 from genlab.data.core import Dataset, check_settings
 from genlab.data.kind import DataKind
-from genlab.data.kinds import KINDS
+from genlab.data.kinds import BUILTINS, KINDS
 from genlab.errors import DataError, UsageError
 
 
@@ -46,10 +45,12 @@ def load_dataset(
     check_settings(cfg.val_fraction, cfg.test_fraction, cfg.task, cfg.seed)
     split = cfg.split()
     text = os.fspath(spec)
-    if text in BUILTINS:
-        dataset = load_builtin(text, split)
-        _check_unused(cfg, dataset.info.kind, f"the built-in '{text}'")
-        return dataset
+    for kind in KINDS.values():
+        if text in kind.builtins:
+            _check_unused(cfg, kind.name, f"the built-in '{text}'")
+            return kind.read_builtin(
+                text, split, _settings(cfg, kind), context=context, run_dir=_path(run_dir)
+            )
     if not text.strip():
         raise DataError(f"no data given; give {_formats()}")
     path = Path(text).expanduser()
@@ -61,12 +62,21 @@ def load_dataset(
             path,
             source,
             split,
-            getattr(cfg, kind.name, None) or kind.Config(),
+            _settings(cfg, kind),
             context=context,
-            run_dir=None if run_dir is None else Path(run_dir),
+            run_dir=_path(run_dir),
         )
     except (OSError, ValueError, EOFError, zlib.error, csv.Error, MemoryError) as exc:
         raise DataError(f"could not read data at '{source}': {type(exc).__name__}: {exc}") from exc
+
+
+def _settings(cfg: Any, kind: DataKind) -> Any:
+    """The kind's own settings group of a DataConfig (its defaults when it has none)."""
+    return getattr(cfg, kind.name, None) or kind.Config()
+
+
+def _path(run_dir: str | os.PathLike[str] | None) -> Path | None:
+    return None if run_dir is None else Path(run_dir)
 
 
 def _claiming_kind(path: Path, source: str) -> DataKind:
