@@ -149,6 +149,13 @@ def test_text_codec_round_trips_through_the_data_tokenizer(tmp_path):
         assert kind.decode(ids, info) == text
         pair = kind.encode([text[:50], text[50:80]], info)
         assert kind.decode(pair, info) == [text[:50], text[50:80]]
+        assert kind.decode(ids.numpy(), info) == text
+        rows = torch.stack([ids[:10], ids[10:20]])  # (N, T) -> N strings
+        assert kind.decode(rows, info) == [
+            kind.decode(ids[:10], info),
+            kind.decode(ids[10:20], info),
+        ]
+        assert "".join(kind.decode(rows, info)) == kind.decode(ids[:20], info)
 
 
 def test_text_codec_needs_the_tokenizer():

@@ -26,6 +26,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import numbers
 import os
 import tempfile
 from collections.abc import Iterator
@@ -326,11 +327,12 @@ class TextKind(DataKind):
     def decode(self, x: Any, info: DataInfo) -> Any:
         """Token ids (T,) -> a string; (N, T) or a list of id sequences -> a list of strings."""
         tok = self.tokenizer(info)
-        if isinstance(x, torch.Tensor) and x.ndim == 1:
-            return tok.decode(int(i) for i in x.tolist())
-        if isinstance(x, torch.Tensor) or (x and not isinstance(x[0], int)):
-            return [self.decode(torch.as_tensor(ids), info) for ids in x]
-        return tok.decode(int(i) for i in x)
+        if isinstance(x, (torch.Tensor, np.ndarray)):
+            x = torch.as_tensor(x).tolist()  # (T,) -> ids, (N, T) -> N lists of ids
+        seqs = list(x)
+        if all(isinstance(i, numbers.Integral) for i in seqs):
+            return tok.decode(int(i) for i in seqs)
+        return [self.decode(ids, info) for ids in seqs]
 
     def write(self, samples: Any, path: Path, info: DataInfo, **options: Any) -> list[Path]:
         """Texts (a string, a list of strings, or token ids) -> a UTF-8 .txt file, the samples
