@@ -221,7 +221,7 @@ def main() -> None:
     bf16 = resolve_bf16(cfg.train.bf16, torch.device("cpu"))  # "auto" in the preset
     figures = {"bf16": bf16}
     if a.reference_iters:  # ratios measured side by side, robust to other load on the machine
-        ref = Reference(np.asarray(data.splits["train"].tokens), data.info.vocab_size)
+        ref = Reference(np.asarray(data.splits["train"].tokens), data.info.record.vocab_size)
         trainers = {"genlab": _fresh_trainer(cfg, data, Path(tmp.name) / "ratio")}
         if bf16:  # and genlab in float32, nanoGPT's precision on a CPU
             fp32 = copy.deepcopy(cfg)
@@ -254,7 +254,7 @@ def main() -> None:
         figures["sample_speedup_vs_reference_uncached"] = results["cached"] / best
     if a.reference_quality:  # nanoGPT trained for as many steps, scored on the same windows
         tokens = np.asarray(data.splits["train"].tokens)
-        ref = Reference(tokens, data.info.vocab_size, a.steps, seed=1337 + a.seed)
+        ref = Reference(tokens, data.info.record.vocab_size, a.steps, seed=1337 + a.seed)
         for _ in tqdm(range(a.steps), desc="nanoGPT reference", unit="step", leave=False):
             ref.step()
         ref.model.eval()

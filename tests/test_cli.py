@@ -373,7 +373,7 @@ def test_csv_regression_beats_the_target_spread(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     info = json.loads((run / "run.json").read_text())["data"]
-    assert info["task"] == "regression" and "color=red" in info["feature_names"]
+    assert info["task"] == "regression" and "color=red" in info["record"]["feature_names"]
     r = run_cli("eval", str(run), "--json", str(tmp_path / "m.json"))
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "m.json").read_text())

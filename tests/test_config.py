@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 
 import pytest
@@ -39,11 +40,13 @@ def test_every_key_can_be_set_from_its_command_line_text(family):
     """Each setting of every family parses back from how a user types its value."""
     cfg = default_config(family)
     keys = all_keys(run_config_class(family))
-    assert "train.lr" in keys and "data.target" in keys
+    assert "train.lr" in keys and "data.tabular.target" in keys
     flat = {}
     for key in keys:
-        group, name = key.split(".")
-        flat[key] = to_dict(cfg)[group][name]
+        node = to_dict(cfg)
+        for part in key.split("."):
+            node = node[part]
+        flat[key] = node
     same = apply_overrides(cfg, [f"{k}={cli_text(v)}" for k, v in flat.items()])
     assert same == cfg
 
@@ -64,18 +67,20 @@ def test_every_key_can_be_set_from_its_command_line_text(family):
         ("train.optimizer=sgd", "train.optimizer", "sgd"),
         ("model.likelihood=gaussian", "model.likelihood", "gaussian"),
         ("data.task=regression", "data.task", "regression"),
-        ("data.target=price", "data.target", "price"),
+        ("data.tabular.target=price", "data.tabular.target", "price"),
+        ("data.target=price", "data.tabular.target", "price"),  # the 0.x name (an alias)
+        ("data.tokenizer=bpe", "data.text.tokenizer", "bpe"),
+        ("data.vocab_size=300", "data.text.vocab_size", 300),
         (" train.seed =7", "train.seed", 7),
     ],
 )
 def test_overrides_parse_values_to_the_declared_type(override, key, expected):
     base = default_config("vae")
     cfg = apply_overrides(base, [override])
-    group, name = key.split(".")
-    value = getattr(getattr(cfg, group), name)
+    value = functools.reduce(getattr, key.split("."), cfg)
     assert value == expected
     assert type(value) is type(expected)
-    assert getattr(getattr(base, group), name) != expected  # the override changed something
+    assert functools.reduce(getattr, key.split("."), base) != expected  # it changed something
 
 
 def test_overrides_return_a_copy_and_later_ones_win():
@@ -234,3 +239,58 @@ def test_all_keys_lists_leaves_only():
     assert fields == {"model", "data", "train"}
     assert not any(k in fields for k in keys)
     assert {"model.latent_dim", "train.ema_decay", "data.seed"} <= set(keys)
+
+
+def test_saved_configs_with_the_old_flat_data_keys_still_load():
+    """config.json of a genlab 0.x run: data.target/tokenizer/vocab_size at the top of data."""
+    saved = to_dict(default_config("gpt"))
+    saved["data"] = {
+        "val_fraction": 0.2,
+        "test_fraction": 0.1,
+        "target": "price",
+        "task": "auto",
+        "seed": 3,
+        "tokenizer": "bpe",
+        "vocab_size": 300,
+    }
+    cfg = from_dict(run_config_class("gpt"), saved)
+    assert (cfg.data.val_fraction, cfg.data.seed) == (0.2, 3)
+    assert cfg.data.tabular.target == "price"
+    assert (cfg.data.text.tokenizer, cfg.data.text.vocab_size) == ("bpe", 300)
+    assert "target" not in to_dict(cfg)["data"]  # saved again in the new form
+    assert to_dict(cfg)["data"]["text"] == {"tokenizer": "bpe", "vocab_size": 300}
+
+
+def test_an_old_key_and_its_new_name_must_agree():
+    data = {"target": "a", "tabular": {"target": "b"}}
+    with pytest.raises(UsageError, match="'data.target' and 'data.tabular.target' are the same"):
+        from_dict(run_config_class("mlp"), {"data": data})
+    same = from_dict(run_config_class("mlp"), {"data": {"target": "a", "tabular": {"target": "a"}}})
+    assert same.data.tabular.target == "a"
+    cfg = apply_overrides(default_config("mlp"), ["data.target=a", "data.tabular.target=b"])
+    assert cfg.data.tabular.target == "b"  # on the command line the later one wins
+
+
+@pytest.mark.parametrize(
+    ("override", "suggestion"),
+    [("data.targt=x", "data.tabular.target"), ("data.tokeniser=bpe", "data.text.tokenizer")],
+)
+def test_unknown_data_keys_suggest_the_kind_groups(override, suggestion):
+    with pytest.raises(UsageError, match=f"did you mean {suggestion}"):
+        apply_overrides(default_config("mlp"), [override])
+    with pytest.raises(UsageError, match=f"did you mean {suggestion}"):
+        key, value = override.split("=")
+        from_dict(run_config_class("mlp"), {"data": {key.split(".")[1]: value}})
+
+
+def test_data_config_has_one_group_per_kind_with_settings():
+    from genlab.data import KINDS, DataConfig
+
+    groups = {f.name for f in dataclasses.fields(DataConfig)} - {
+        "val_fraction",
+        "test_fraction",
+        "seed",
+        "task",
+    }
+    assert groups == {name for name, kind in KINDS.items() if dataclasses.fields(kind.Config)}
+    assert {"text", "tabular"} <= groups

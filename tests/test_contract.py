@@ -3,7 +3,6 @@ sample, resume."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 
@@ -87,7 +86,7 @@ def test_save_and_load_give_identical_outputs(family, data, tmp_path):
     save_checkpoint(tmp_path, 7, model)
     write_json_atomic(
         tmp_path / "config.json",
-        {"family": family, "config": to_dict(cfg), "data": dataclasses.asdict(data.info)},
+        {"family": family, "config": to_dict(cfg), "data": data.info.to_dict()},
     )
     for name, content in data.files.items():  # e.g. a tokenizer, as genlab.train writes them
         (tmp_path / name).write_bytes(content)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 from pathlib import Path
@@ -12,13 +11,19 @@ import pytest
 import torch
 from PIL import Image
 
-from genlab.data import BUILTINS, DataInfo, load_dataset
+from genlab.data import BUILTINS, DataConfig, DataInfo, load_dataset
+from genlab.data.tabular import TabularConfig
 from genlab.errors import DataError, UsageError
 
 REAL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def settings(target: str = "", **common) -> DataConfig:
+    """Data settings: the common keys given, and the CSV target column."""
+    return DataConfig(**common, tabular=TabularConfig(target=target))
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -75,9 +80,9 @@ def all_pairs(ds, split: str):
 @pytest.mark.parametrize("gz", [False, True])
 def test_idx_round_trip_with_test_set(tmp_path, gz):
     arrays = make_idx_dir(tmp_path / "idx", gz=gz)
-    ds = load_dataset(str(tmp_path / "idx"), val_fraction=0.25)
+    ds = load_dataset(str(tmp_path / "idx"), settings(val_fraction=0.25))
     info = ds.info
-    assert (info.kind, info.shape, info.levels, info.task) == (
+    assert (info.kind, info.shape, info.record.levels, info.task) == (
         "image",
         [1, 5, 4],
         256,
@@ -119,7 +124,7 @@ def test_idx_without_test_or_labels(tmp_path):
     images = np.arange(50 * 3 * 3, dtype=np.uint8).reshape(50, 3, 3)
     # the alternative "-images.idx3-ubyte" spelling, no labels file
     write_idx(folder, "train-images.idx3-ubyte", images)
-    ds = load_dataset(folder, val_fraction=0.2, test_fraction=0.2)
+    ds = load_dataset(folder, settings(val_fraction=0.2, test_fraction=0.2))
     assert ds.info.task == "none" and ds.info.num_classes == 0 and ds.info.class_names == []
     assert (ds.info.n_train, ds.info.n_val, ds.info.n_test) == (30, 10, 10)
     assert all(ds.splits[s].y is None for s in ("train", "val", "test"))
@@ -223,7 +228,7 @@ def test_real_mnist():
     info = ds.info
     assert info.n_train + info.n_val == 60000 and info.n_test == 10000
     assert info.n_val == 6000
-    assert info.shape == [1, 28, 28] and info.levels == 256
+    assert info.shape == [1, 28, 28] and info.record.levels == 256
     assert info.class_names == [str(i) for i in range(10)]
     for split in ("train", "val", "test"):
         assert set(ds.splits[split].y.unique().tolist()) == set(range(10))
@@ -241,11 +246,11 @@ def test_image_folder_gray_classes(tmp_path):
             pixels = rng.integers(0, 256, (6, 7), dtype=np.uint8)
             save_image(root / cls / f"{i}.png", pixels)
             expected[pixels.tobytes()] = cls
-    ds = load_dataset(root, val_fraction=0.2, test_fraction=0.2)
+    ds = load_dataset(root, settings(val_fraction=0.2, test_fraction=0.2))
     info = ds.info
-    assert info.shape == [1, 6, 7] and info.levels == 256
+    assert info.shape == [1, 6, 7] and info.record.levels == 256
     assert info.class_names == ["cat", "dog"] and info.num_classes == 2
-    assert info.task == "classification" and info.target_name == "label"
+    assert info.task == "classification"
     assert (info.n_train, info.n_val, info.n_test) == (6, 2, 2)
     seen = 0
     for split in ("train", "val", "test"):
@@ -277,10 +282,10 @@ def test_image_folder_rgb_unlabelled(tmp_path):
 def test_image_folder_empty(tmp_path):
     root = tmp_path / "empty"
     (root / "cats").mkdir(parents=True)
-    from genlab.data.images import load_image_folder
+    from genlab.data.image import read_image_folder
 
     with pytest.raises(DataError, match="holds no images"):
-        load_image_folder(root, str(root), val_fraction=0.1, test_fraction=0.1, seed=0)
+        read_image_folder(root, str(root))
     with pytest.raises(DataError, match="found no data in the folder"):
         load_dataset(root)
 
@@ -341,10 +346,11 @@ size, color ,weight,label
 
 def test_csv_features_and_standardization(tmp_path):
     path = write_csv(tmp_path / "mixed.csv", MIXED_CSV)
-    ds = load_dataset(str(path), val_fraction=0.2, test_fraction=0.2)
+    ds = load_dataset(str(path), settings(val_fraction=0.2, test_fraction=0.2))
     info = ds.info
-    assert info.kind == "tabular" and info.levels == 0 and info.target_name == "label"
-    assert info.feature_names == [
+    rec = info.record
+    assert info.kind == "tabular" and rec.target_name == "label"
+    assert rec.feature_names == [
         "size",
         "color=?",
         "color=blue",
@@ -352,7 +358,7 @@ def test_csv_features_and_standardization(tmp_path):
         "color=red",
         "weight",
     ]
-    assert info.shape == [6] and len(info.feature_mean) == len(info.feature_std) == 6
+    assert info.shape == [6] and len(rec.feature_mean) == len(rec.feature_std) == 6
     assert info.task == "classification" and info.class_names == ["a", "b"]
     assert (info.n_train, info.n_val, info.n_test) == (6, 2, 2)
     train = ds.splits["train"]
@@ -361,22 +367,23 @@ def test_csv_features_and_standardization(tmp_path):
     stds = train.x.std(0, unbiased=False)
     assert torch.all(((stds - 1).abs() < 1e-4) | (stds < 1e-6))
     # un-standardizing recovers the original values (one-hot columns are 0/1)
-    raw = train.x.double() * torch.tensor(info.feature_std) + torch.tensor(info.feature_mean)
+    raw = train.x.double() * torch.tensor(rec.feature_std) + torch.tensor(rec.feature_mean)
     onehot = raw[:, 1:5]
     assert torch.allclose(onehot.sum(1), torch.ones(len(train), dtype=torch.float64))
     assert set(raw[:, 0].round().tolist()) <= set(range(1, 11))
-    json.dumps(dataclasses.asdict(info))  # JSON-serializable
+    json.dumps(info.to_dict())  # JSON-serializable
 
 
 def test_csv_missing_numeric_gets_train_mean(tmp_path):
     path = write_csv(tmp_path / "mixed.csv", MIXED_CSV)
-    ds = load_dataset(path, val_fraction=0.0, test_fraction=0.0)
+    ds = load_dataset(path, settings(val_fraction=0.0, test_fraction=0.0))
     info = ds.info
     assert (info.n_train, info.n_val, info.n_test) == (10, 0, 0)
-    weight = info.feature_names.index("weight")
-    raw = ds.splits["train"].x[:, weight].double() * info.feature_std[weight]
-    raw += info.feature_mean[weight]
-    size = ds.splits["train"].x[:, 0].double() * info.feature_std[0] + info.feature_mean[0]
+    rec = info.record
+    weight = rec.feature_names.index("weight")
+    raw = ds.splits["train"].x[:, weight].double() * rec.feature_std[weight]
+    raw += rec.feature_mean[weight]
+    size = ds.splits["train"].x[:, 0].double() * rec.feature_std[0] + rec.feature_mean[0]
     row = int((size - 3.0).abs().argmin())
     known = [10, 20, 40, 50, 60, 70, 80, 90, 100]
     assert raw[row].item() == pytest.approx(sum(known) / len(known))
@@ -392,15 +399,16 @@ def test_csv_auto_task_detection(tmp_path):
     assert ds.info.task == "regression" and ds.info.num_classes == 0
     assert ds.splits["train"].y.dtype == torch.float32
     assert abs(ds.splits["train"].y.mean().item()) < 1e-5
-    y = ds.splits["test"].y.double() * ds.info.target_std + ds.info.target_mean
+    y = ds.splits["test"].y.double() * ds.info.record.target_std + ds.info.record.target_mean
     assert all(abs(v * 2 - round(v * 2)) < 1e-4 for v in y.tolist())
 
     many = "x,class\n" + "".join(f"{i},{i}\n" for i in range(30))  # >20 distinct ints
     assert load_dataset(write_csv(tmp_path / "many.csv", many)).info.task == "regression"
-    ds = load_dataset(tmp_path / "many.csv", task="classification")
+    ds = load_dataset(tmp_path / "many.csv", settings(task="classification"))
     assert ds.info.num_classes == 30 and ds.info.class_names[:3] == ["0", "1", "2"]
 
-    assert load_dataset(tmp_path / "ints.csv", task="regression").info.task == "regression"
+    ds = load_dataset(tmp_path / "ints.csv", settings(task="regression"))
+    assert ds.info.task == "regression"
 
 
 def test_csv_class_names_merge_trailing_dot_and_gz(tmp_path):
@@ -409,8 +417,8 @@ def test_csv_class_names_merge_trailing_dot_and_gz(tmp_path):
     )
     path = tmp_path / "adult.csv.gz"
     path.write_bytes(gzip.compress(("age,income\n" + rows).encode()))
-    ds = load_dataset(path, target="income")
-    assert ds.info.class_names == ["<=50K", ">50K"] and ds.info.target_name == "income"
+    ds = load_dataset(path, settings(target="income"))
+    assert ds.info.class_names == ["<=50K", ">50K"] and ds.info.record.target_name == "income"
 
 
 def test_csv_empty_and_header_only(tmp_path):
@@ -429,7 +437,7 @@ def test_csv_ragged_row(tmp_path):
 def test_csv_unknown_target(tmp_path):
     path = write_csv(tmp_path / "t.csv", "age,income,hours\n1,2,3\n4,5,6\n")
     with pytest.raises(DataError, match="no column 'incme'; did you mean 'income'"):
-        load_dataset(path, target="incme")
+        load_dataset(path, settings(target="incme"))
     with pytest.raises(DataError, match=r"pass --set data.target=COLUMN with one of: age, income"):
         load_dataset(path)
 
@@ -443,7 +451,7 @@ def test_csv_without_header_hint(tmp_path):
 def test_csv_regression_with_text_target(tmp_path):
     path = write_csv(tmp_path / "t.csv", "a,y\n1,x\n2,z\n3,x\n4,z\n5,x\n")
     with pytest.raises(DataError, match=r"non-numeric value 'x' \(line 2\)"):
-        load_dataset(path, task="regression")
+        load_dataset(path, settings(task="regression"))
 
 
 # ---------------------------------------------------------------- built-ins
@@ -452,7 +460,7 @@ def test_csv_regression_with_text_target(tmp_path):
 def test_builtin_digits():
     ds = load_dataset("digits")
     info = ds.info
-    assert info.source == "digits" and info.shape == [1, 8, 8] and info.levels == 17
+    assert info.source == "digits" and info.shape == [1, 8, 8] and info.record.levels == 17
     assert info.num_classes == 10 and info.class_names == [str(i) for i in range(10)]
     assert info.n_train + info.n_val + info.n_test == 1797
     assert (info.n_val, info.n_test) == (180, 180)
@@ -468,7 +476,7 @@ def test_builtin_digits():
 def test_builtin_mnist_sample():
     ds = load_dataset("mnist-sample")
     info = ds.info
-    assert info.shape == [1, 28, 28] and info.levels == 256 and info.num_classes == 10
+    assert info.shape == [1, 28, 28] and info.record.levels == 256 and info.num_classes == 10
     assert (info.n_train, info.n_val, info.n_test) == (4000, 500, 500)
     # the source is sorted by class: every split must still hold all ten classes
     for split in ("train", "val", "test"):
@@ -481,9 +489,9 @@ def test_builtin_mnist_sample():
 
 
 def test_splits_deterministic_and_disjoint(tmp_path):
-    a = load_dataset("digits", seed=3)
-    b = load_dataset("digits", seed=3)
-    c = load_dataset("digits", seed=4)
+    a = load_dataset("digits", settings(seed=3))
+    b = load_dataset("digits", settings(seed=3))
+    c = load_dataset("digits", settings(seed=4))
     assert a.info.fingerprint == b.info.fingerprint
     assert a.info.fingerprint != c.info.fingerprint
     assert len(a.info.fingerprint) == 64
@@ -499,7 +507,7 @@ def test_splits_deterministic_and_disjoint(tmp_path):
 
 def test_info_round_trips_through_json():
     info = load_dataset("digits").info
-    again = DataInfo(**json.loads(json.dumps(dataclasses.asdict(info))))
+    again = DataInfo.from_dict(json.loads(json.dumps(info.to_dict())))
     assert again == info
 
 
@@ -515,7 +523,7 @@ def test_info_round_trips_through_json():
 )
 def test_bad_settings(kwargs, message):
     with pytest.raises(UsageError, match=message):
-        load_dataset("digits", **kwargs)
+        load_dataset("digits", settings(**kwargs))
 
 
 def test_unknown_spec_and_unsupported_file(tmp_path):

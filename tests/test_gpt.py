@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.data import DataInfo
+from genlab.data.text import TextRecord
 from genlab.errors import RunError, UsageError
 from genlab.hardware import native_bf16
 from genlab.models.gpt import GPT, Config, attend, attention_mask
@@ -23,8 +24,8 @@ VOCAB = "abcdefghijklmnopqrstuvwxyz .\n"
 def make_gpt(**kw) -> GPT:
     cfg = Config(**{"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 16, **kw})
     info = DataInfo(
-        source="t", kind="text", shape=[cfg.block_size], levels=0, num_classes=0, task="none",
-        vocab_size=len(VOCAB),
+        source="t", kind="text", shape=[cfg.block_size], num_classes=0, task="none",
+        record=TextRecord(vocab_size=len(VOCAB)),
     )  # fmt: skip
     torch.manual_seed(0)
     model = GPT(cfg, info).eval()

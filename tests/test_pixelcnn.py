@@ -14,6 +14,7 @@ import genlab
 from conftest import TINY, run_cli, tiny_overrides
 from genlab.config import apply_overrides
 from genlab.data import DataInfo, load_dataset
+from genlab.data.image import ImageRecord
 from genlab.errors import UsageError
 from genlab.metrics.evaluate import evaluate
 from genlab.models.pixelcnn import Config, PixelCNN
@@ -31,9 +32,9 @@ def image_info(shape, levels=256, classes=0) -> DataInfo:
         source="made-up",
         kind="image",
         shape=list(shape),
-        levels=levels,
         num_classes=classes,
         task="classification" if classes else "none",
+        record=ImageRecord(levels=levels),
     )
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from genlab.data import DataInfo
+from genlab.data.text import TextRecord
 from genlab.errors import UsageError
 from genlab.models.rnn import RNN, Config
 from genlab.text import train_tokenizer
@@ -16,8 +17,8 @@ VOCAB = "abcdefghijklmnopqrstuvwxyz .\n"
 def make_rnn(**kw) -> RNN:
     cfg = Config(**{"hidden": 32, "embed": 16, "seq_len": 24, "bptt": 8, **kw})
     info = DataInfo(
-        source="t", kind="text", shape=[cfg.seq_len], levels=0, num_classes=0, task="none",
-        vocab_size=len(VOCAB),
+        source="t", kind="text", shape=[cfg.seq_len], num_classes=0, task="none",
+        record=TextRecord(vocab_size=len(VOCAB)),
     )  # fmt: skip
     torch.manual_seed(0)
     model = RNN(cfg, info).eval()

@@ -7,11 +7,15 @@ import pytest
 import torch
 
 from conftest import tiny_corpus
-from genlab.data import load_dataset
+from genlab.data import DataConfig, load_dataset
 from genlab.errors import DataError, UsageError
 from genlab.text import CharTokenizer, tokenizer_from_json, train_tokenizer
 
 ODD_TEXT = "Grüße, 世界! 🙂\ttabs\r\nand  double  spaces\n\n\x0bend"
+
+
+def settings(**common) -> DataConfig:
+    return DataConfig(**common)
 
 
 @pytest.fixture(autouse=True)
@@ -58,12 +62,12 @@ def test_bpe_vocabulary_below_the_byte_alphabet_is_refused():
 
 
 def test_text_file_splits_into_contiguous_windows(corpus):
-    data = load_dataset(corpus, val_fraction=0.1, test_fraction=0.1, context=16)
+    data = load_dataset(corpus, settings(val_fraction=0.1, test_fraction=0.1), context=16)
     tok = tokenizer_from_json(data.files["tokenizer.json"])
     tokens = np.array(tok.encode(corpus.read_text()))
     n = len(tokens)
     assert data.info.kind == "text" and data.info.shape == [16]
-    assert data.info.vocab_size == tok.vocab_size and data.info.tokenizer == "char"
+    assert data.info.record.vocab_size == tok.vocab_size and data.info.record.tokenizer == "char"
     n_val = n_test = round(0.1 * n)
     n_train = n - n_val - n_test
     assert len(data.splits["train"]) == n_train - 16  # a window at every position
@@ -98,7 +102,7 @@ def test_a_folder_of_txt_files_reads_in_sorted_order(tmp_path):
     (folder / "a.txt").write_text("aaaa\n" * 20)
     (folder / "sub" / "c.txt").write_text("cccc\n" * 20)
     (folder / "notes.csv").write_text("x,y\n1,2\n")  # ignored
-    data = load_dataset(folder, val_fraction=0.1, test_fraction=0.0, context=8)
+    data = load_dataset(folder, settings(val_fraction=0.1, test_fraction=0.0), context=8)
     tok = tokenizer_from_json(data.files["tokenizer.json"])
     first = tok.decode(data.batch("train", torch.tensor([0]))["x"][0].tolist())
     assert first == "aaaa\naaaa"

@@ -36,9 +36,21 @@ def all_keys(cls: type, prefix: str = "") -> list[str]:
     return keys
 
 
+def _aliases(cls: type, prefix: str = "") -> dict[str, str]:
+    """Every alias a config class accepts (dotted old key -> dotted new key), nested ones too."""
+    out = {prefix + old: prefix + new for old, new in getattr(cls, "ALIASES", {}).items()}
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out |= _aliases(hints[f.name], f"{prefix}{f.name}.")
+    return out
+
+
 def _unknown_key(key: str, cls: type, root: type, prefix: str) -> UsageError:
     valid = all_keys(root)
-    close = difflib.get_close_matches(prefix + key, valid, n=3, cutoff=0.5)
+    aliases = _aliases(root)
+    names = difflib.get_close_matches(prefix + key, [*valid, *aliases], n=3, cutoff=0.5)
+    close = list(dict.fromkeys(aliases.get(name, name) for name in names))
     if not close:
         close = difflib.get_close_matches(key, [k.rsplit(".", 1)[-1] for k in valid], n=3)
         close = [k for k in valid if k.rsplit(".", 1)[-1] in close]
@@ -113,13 +125,53 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+def _resolve_aliases(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """`data` with the keys of `cls.ALIASES` (old flat names) moved to their dotted places."""
+    aliases: dict[str, str] = getattr(cls, "ALIASES", {})
+    if not any(key in aliases for key in data):
+        return data
+    data = dict(data)
+    for old, new in aliases.items():
+        if old not in data:
+            continue
+        value = data.pop(old)
+        *groups, leaf = new.split(".")
+        node = data
+        for group in groups:
+            node[group] = node = dict(node.get(group) or {})
+        if leaf in node and node[leaf] != value:
+            raise UsageError(
+                f"'{prefix}{old}' and '{prefix}{new}' are the same setting; give only one"
+            )
+        node[leaf] = value
+    return data
+
+
+def _canonical_key(cls: type, parts: list[str]) -> list[str]:
+    """A dotted key's parts with an alias (an old flat name) replaced by its dotted place."""
+    for depth, part in enumerate(parts):
+        aliases: dict[str, str] = getattr(cls, "ALIASES", {})
+        rest = ".".join(parts[depth:])
+        if rest in aliases:
+            return parts[:depth] + aliases[rest].split(".")
+        names = {f.name for f in dataclasses.fields(cls)}
+        tp = get_type_hints(cls).get(part) if part in names else None
+        if not dataclasses.is_dataclass(tp):
+            break
+        cls = tp
+    return parts
+
+
 def from_dict(
     cls: type[T], data: dict[str, Any], *, root: type | None = None, prefix: str = ""
 ) -> T:
-    """Build `cls` from nested plain data; unknown keys and wrong types are UsageErrors."""
+    """Build `cls` from nested plain data; unknown keys and wrong types are UsageErrors.
+
+    A class may declare `ALIASES = {"old": "group.new"}`: old keys are read as the new ones."""
     root = root or cls
     if not isinstance(data, dict):
         raise UsageError(f"setting '{prefix.rstrip('.')}' expects a group of settings")
+    data = _resolve_aliases(cls, data, prefix)
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
@@ -148,7 +200,8 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
         key = key.strip()
         node: Any = data
         cls: Any = type(cfg)
-        parts = key.split(".")
+        parts = _canonical_key(cls, key.split("."))
+        key = ".".join(parts)
         for depth, part in enumerate(parts):
             names = {f.name: f for f in dataclasses.fields(cls)}
             prefix = ".".join(parts[:depth])

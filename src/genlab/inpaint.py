@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genlab.data.images import read_image
+from genlab.data.image import read_image
 from genlab.errors import DataError, UsageError
 
 NAMED_MASKS = ("left-half", "right-half", "top-half", "bottom-half", "center")

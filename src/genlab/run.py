@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -36,19 +35,8 @@ def load_data(run_cfg: Any, spec: str, run_dir: str | Path | None = None) -> Dat
     Sequence data is cut into examples of the model's `context` (a property of its Config, when
     it has one). `run_dir`: a run whose saved data files (e.g. its tokenizer) to reuse.
     """
-    d = run_cfg.data
-    return load_dataset(
-        spec,
-        val_fraction=d.val_fraction,
-        test_fraction=d.test_fraction,
-        target=d.target,
-        task=d.task,
-        seed=d.seed,
-        tokenizer=d.tokenizer,
-        vocab_size=d.vocab_size,
-        context=getattr(run_cfg.model, "context", 0),
-        run_dir=run_dir,
-    )
+    context = getattr(run_cfg.model, "context", 0)
+    return load_dataset(spec, run_cfg.data, context=context, run_dir=run_dir)
 
 
 def build_model(
@@ -94,7 +82,7 @@ def read_run(path: str | Path) -> tuple[str, Any, DataInfo]:
     meta = read_manifest(path)
     family = meta["family"]
     cfg = from_dict(run_config_class(family), meta["config"])
-    return family, cfg, DataInfo(**meta["data"])
+    return family, cfg, DataInfo.from_dict(meta["data"])
 
 
 def resolve_config(
@@ -224,7 +212,7 @@ def train(
         manifest = new_manifest(
             family=family,
             config=to_dict(cfg),
-            data=dataclasses.asdict(dataset.info),
+            data=dataset.info.to_dict(),
             data_files=list(dataset.files),
             parameters=sum(p.numel() for p in model.parameters()),
             init_from=origin,
@@ -290,7 +278,8 @@ def load(
         read_manifest(path)  # a clear error for a folder that is not a run
         ckpt = find_checkpoint(path, which)
     family, cfg, info = read_run(ckpt)
-    model = build_model(family, cfg.model, info, read_data_files(ckpt))
+    info.file_data.update(read_data_files(ckpt))
+    model = build_model(family, cfg.model, info, info.file_data)
     ema_file = ckpt / "ema.safetensors"
     weights = ema_file if ema and ema_file.exists() else ckpt / "model.safetensors"
     model.load_state_dict(load_tensors(weights))

@@ -1,10 +1,9 @@
-"""Built-in data sets that ship with the dependencies (nothing is downloaded)."""
+"""The built-in image data sets, which ship with the dependencies (nothing is downloaded)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from genlab.data.core import Dataset, image_dataset
 from genlab.errors import DataError
 
 BUILTINS: dict[str, str] = {
@@ -38,10 +37,8 @@ def _mnist_sample() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(images).reshape(-1, 1, 28, 28), np.asarray(labels)
 
 
-def load_builtin(
-    name: str, *, val_fraction: float, test_fraction: float, seed: int, task: str = "auto"
-) -> Dataset:
-    """Load a built-in data set by name (see BUILTINS)."""
+def builtin_images(name: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """A built-in's uint8 images (N, 1, H, W), int64 labels and number of grey levels."""
     if name == "digits":
         images, labels, levels = *_digits(), 17
     elif name == "mnist-sample":
@@ -49,16 +46,4 @@ def load_builtin(
     else:
         raise DataError(f"no built-in data set '{name}'; built-ins are: {', '.join(BUILTINS)}")
     pixels = np.rint(images).clip(0, levels - 1).astype(np.uint8)
-    labels = labels.astype(np.int64)
-    num_classes = int(labels.max()) + 1
-    return image_dataset(
-        name,
-        x=pixels,
-        y=labels,
-        levels=levels,
-        class_names=[str(i) for i in range(num_classes)],
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-        task=task,
-    )
+    return pixels, labels.astype(np.int64), levels

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import math
 import numbers
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
+from genlab.data.kind import record_from_dict
 from genlab.errors import DataError, UsageError
 
 SPLITS = ("train", "val", "test")
@@ -18,36 +22,78 @@ TASKS = ("auto", "classification", "regression")
 
 @dataclass
 class DataInfo:
-    """Everything a model or a report needs to know about a loaded data set (JSON-friendly)."""
+    """Everything a model or a report needs to know about a loaded data set (JSON-friendly).
+
+    A common header (the fields below) plus `record`, the data kind's own part (the kind's
+    `Record` dataclass: image levels, the text tokenizer, the tabular columns...)."""
 
     source: str
     kind: str
     shape: list[int]
-    levels: int
-    num_classes: int
-    task: str
+    """The shape of one example as a model reads it."""
+    num_classes: int = 0
+    task: str = "none"
+    """classification, regression, or none (unlabelled)."""
     class_names: list[str] = field(default_factory=list)
-    feature_names: list[str] = field(default_factory=list)
-    feature_mean: list[float] = field(default_factory=list)
-    feature_std: list[float] = field(default_factory=list)
-    target_name: str = ""
-    target_mean: float = 0.0
-    target_std: float = 1.0
     n_train: int = 0
     n_val: int = 0
     n_test: int = 0
     fingerprint: str = ""
-    vocab_size: int = 0
-    """Text: number of token ids."""
-    tokenizer: str = ""
-    """Text: the tokenizer's kind (char or bpe)."""
     files: list[str] = field(default_factory=list)
     """Files the run directory keeps to read this data again (e.g. tokenizer.json)."""
+    record: Any = None
+    """The kind's part of the description: an instance of `kind_of(kind).Record`."""
+    file_data: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    """The contents of `files` once loaded (from the data or the run directory); not saved."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the header keys plus "record": {...}."""
+        out = {k: copy.deepcopy(getattr(self, k)) for k in HEADER}
+        out["record"] = {} if self.record is None else dataclasses.asdict(self.record)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataInfo:
+        """Read the JSON form of `to_dict`, or the flat form of genlab 0.x run directories
+        (levels, vocab_size, tokenizer, feature_* and target_* beside the header keys)."""
+        from genlab.data.kinds import kind_of
+
+        if not isinstance(data, dict) or "kind" not in data:
+            raise UsageError("the data description must be a JSON object with a 'kind' key")
+        kind = kind_of(data["kind"])
+        header = {k: data[k] for k in HEADER if k in data}
+        rest = {k: v for k, v in data.items() if k not in HEADER}
+        if "record" in rest:
+            record = rest.pop("record")
+            if rest:
+                raise UsageError(f"unknown data description keys {', '.join(sorted(rest))}")
+            return cls(**header, record=record_from_dict(kind.Record, record))
+        unknown = sorted(set(rest) - set(FLAT_KEYS))
+        if unknown:
+            raise UsageError(f"unknown data description keys {', '.join(unknown)}")
+        return cls(**header, record=kind.record_from_flat(rest, header))
+
+
+HEADER = tuple(
+    f.name for f in dataclasses.fields(DataInfo) if f.name not in ("record", "file_data")
+)
+FLAT_KEYS = (
+    "levels",
+    "vocab_size",
+    "tokenizer",
+    "feature_names",
+    "feature_mean",
+    "feature_std",
+    "target_name",
+    "target_mean",
+    "target_std",
+)
+"""The kind-specific keys that genlab 0.x kept at the top level of the data description."""
 
 
 @dataclass
 class Split:
-    """One split: ``x`` as stored (uint8 images or standardized float32 rows), ``y`` or None."""
+    """One split: ``x`` as stored (e.g. uint8 images, standardized float32 rows), ``y`` or None."""
 
     x: torch.Tensor
     y: torch.Tensor | None = None
@@ -58,29 +104,34 @@ class Split:
 
 @dataclass
 class Dataset:
-    """A loaded data set: its description and its train/val/test splits."""
+    """A loaded data set: its description and its train/val/test splits.
+
+    A kind whose stored form is not the model's form subclasses it and overrides
+    `model_input` (e.g. images: uint8 -> float in [0, 1] by the image codec)."""
 
     info: DataInfo
     splits: dict[str, Split]
     files: dict[str, bytes] = field(default_factory=dict)
     """Name -> content of the files a run directory must keep for this data (info.files)."""
 
-    def batch(self, split: str, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Return ``{"x": float32, "y": ...}`` for the examples at ``index`` of ``split``.
+    def __post_init__(self) -> None:
+        self.info.file_data.update(self.files)
 
-        Images come back as float32 in [0, 1] (stored value / (levels - 1)), shape (B, C, H, W);
-        tabular rows as float32 (B, D). "y" is present only when the data has labels.
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Stored examples -> the tensor a model reads (default: the stored values as float32)."""
+        return x.to(torch.float32)
+
+    def batch(self, split: str, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return ``{"x": ..., "y": ...}`` for the examples at ``index`` of ``split``.
+
+        "x" is what `model_input` makes of the stored examples; "y" is present only when the
+        data has labels.
         """
         if split not in self.splits:
             raise UsageError(f"unknown split '{split}'; use one of: {', '.join(self.splits)}")
         part = self.splits[split]
         index = torch.as_tensor(index, dtype=torch.long).cpu()
-        x = part.x[index]
-        if self.info.kind == "image":
-            x = x.to(torch.float32).div_(max(self.info.levels - 1, 1))
-        else:
-            x = x.to(torch.float32)
-        out = {"x": x}
+        out = {"x": self.model_input(part.x[index])}
         if part.y is not None:
             out["y"] = part.y[index]
         return out
@@ -157,71 +208,3 @@ def fingerprint(splits: dict[str, Split]) -> str:
             if tensor is not None:
                 digest.update(np.ascontiguousarray(tensor.numpy()).data)
     return digest.hexdigest()
-
-
-def image_dataset(
-    source: str,
-    *,
-    x: np.ndarray,
-    y: np.ndarray | None,
-    test_x: np.ndarray | None = None,
-    test_y: np.ndarray | None = None,
-    levels: int,
-    class_names: list[str],
-    val_fraction: float,
-    test_fraction: float,
-    seed: int,
-    task: str = "auto",
-) -> Dataset:
-    """Build an image Dataset from uint8 arrays (N, C, H, W) and optional int labels.
-
-    With ``test_x`` the source has its own test set: it becomes the test split and val is carved
-    from ``x``. Otherwise all examples are shuffled and cut into train/val/test.
-    """
-    if y is None and task == "classification":
-        raise DataError(
-            f"{source} has no labels, so data.task=classification cannot work; put the images "
-            "in one sub-folder per class (or add a labels file), or use data.task=auto"
-        )
-    if task == "regression":
-        raise DataError(
-            f"{source} is image data with class labels, not numeric targets; data.task="
-            "regression works only with CSV files; use data.task=auto or classification"
-        )
-    arrays: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-    if test_x is not None:
-        parts = carve_val(len(x), val_fraction=val_fraction, seed=seed, what=source)
-        for name in ("train", "val"):
-            idx = parts[name]
-            arrays[name] = (x[idx], None if y is None else y[idx])
-        arrays["test"] = (np.array(test_x), None if test_y is None else np.array(test_y))
-    else:
-        parts = split_indices(
-            len(x), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, what=source
-        )
-        for name in SPLITS:
-            idx = parts[name]
-            arrays[name] = (x[idx], None if y is None else y[idx])
-    splits = {
-        name: Split(
-            x=torch.from_numpy(np.ascontiguousarray(ax, dtype=np.uint8)),
-            y=None if ay is None else torch.from_numpy(np.ascontiguousarray(ay, dtype=np.int64)),
-        )
-        for name, (ax, ay) in arrays.items()
-    }
-    labelled = y is not None
-    info = DataInfo(
-        source=source,
-        kind="image",
-        shape=[int(d) for d in x.shape[1:]],
-        levels=int(levels),
-        num_classes=len(class_names) if labelled else 0,
-        task="classification" if labelled else "none",
-        class_names=list(class_names) if labelled else [],
-        target_name="label" if labelled else "",
-        n_train=len(splits["train"]),
-        n_val=len(splits["val"]),
-        n_test=len(splits["test"]),
-        fingerprint=fingerprint(splits),
-    )
-    return Dataset(info=info, splits=splits)

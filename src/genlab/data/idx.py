@@ -1,4 +1,4 @@
-"""Reader for folders of IDX files (the MNIST format), plain or gzip-compressed."""
+"""Parsing of IDX files (the MNIST format), plain or gzip-compressed: a helper of the image kind."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab.data.core import Dataset, image_dataset
 from genlab.errors import DataError
 
 # train-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz], train-images.idx3-ubyte[.gz]
@@ -130,16 +129,11 @@ def _read_pair(images_path: Path, labels_path: Path | None) -> tuple[np.ndarray,
     return images, labels
 
 
-def load_idx_dir(
-    directory: Path,
-    source: str,
-    *,
-    val_fraction: float,
-    test_fraction: float,
-    seed: int,
-    task: str = "auto",
-) -> Dataset:
-    """Load a folder of IDX files; a t10k/test pair becomes the test split."""
+def read_idx_dir(
+    directory: Path, source: str
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None, list[str]]:
+    """The images (N, 1, H, W) and labels of a folder of IDX files, then those of its t10k/test
+    pair (None when it has none), and the class names ("0", "1", ...; [] when unlabelled)."""
     files = find_idx_files(directory)
     prefixes = sorted({prefix for prefix, _ in files})
     for prefix in prefixes:
@@ -183,16 +177,4 @@ def load_idx_dir(
     if y is not None:
         top = int(y.max()) if test_y is None else max(int(y.max()), int(test_y.max()))
         class_names = [str(i) for i in range(top + 1)]
-    return image_dataset(
-        source,
-        x=x[:, None],
-        y=y,
-        test_x=test_x,
-        test_y=test_y,
-        levels=256,
-        class_names=class_names,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-        task=task,
-    )
+    return x[:, None], y, test_x, test_y, class_names

@@ -54,6 +54,9 @@ class DataKind:
     Record: ClassVar[type] = NoSettings
     suffixes: ClassVar[tuple[str, ...]] = (".npy",)
     """Output suffixes `write` accepts; the first is the default."""
+    builtins: ClassVar[dict[str, str]] = {}
+    """Built-in data sets of this kind (name -> description) that `read_builtin` loads; they
+    ship with genlab's dependencies (nothing is downloaded)."""
 
     # reading -----------------------------------------------------------------------------------
     def claims(self, path: Path) -> bool:
@@ -76,6 +79,18 @@ class DataKind:
         `run_dir`: a run directory whose saved data files (e.g. a tokenizer) to reuse."""
         raise NotImplementedError
 
+    def read_builtin(
+        self,
+        name: str,
+        split: SplitSettings,
+        cfg: Any,
+        *,
+        context: int = 0,
+        run_dir: Path | None = None,
+    ) -> Any:
+        """Load the built-in data set `name` (one of `builtins`) into a `Dataset`."""
+        raise NotImplementedError
+
     # codec -------------------------------------------------------------------------------------
     def encode(self, data: Any, info: Any) -> torch.Tensor:
         """The user's form -> the tensor form a model reads (a batch's "x")."""
@@ -84,6 +99,13 @@ class DataKind:
     def decode(self, x: Any, info: Any) -> Any:
         """A model's samples -> the user's form; `decode(encode(d)) == d` for data of the kind."""
         raise NotImplementedError
+
+    def record_from_flat(self, flat: dict[str, Any], header: dict[str, Any]) -> Any:
+        """The Record of a data description in genlab 0.x's flat form, where the kinds' fields
+        (levels, vocab_size, feature_names, ...) sat beside the header keys. Default: the flat
+        keys that name fields of `Record`; a kind whose Record differs overrides this."""
+        names = {f.name for f in dataclasses.fields(self.Record)}
+        return self.Record(**{k: v for k, v in flat.items() if k in names})
 
     # writing -----------------------------------------------------------------------------------
     def default_suffix(self) -> str:

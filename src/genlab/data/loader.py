@@ -1,108 +1,110 @@
-"""load_dataset: turn a built-in name or a path into a Dataset with train/val/test splits."""
+"""load_dataset: turn a built-in name or a path into a Dataset with train/val/test splits.
+
+Every kind's built-in names first; then each data kind of `genlab.data.kinds.KINDS`, in
+order, is asked whether it claims the path, and the first that does reads it. Nothing here
+depends on which kinds exist.
+"""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import zlib
 from pathlib import Path
+from typing import Any
 
-from genlab.data.builtin import BUILTINS, load_builtin
+from genlab.data.config import DataConfig
 from genlab.data.core import Dataset, check_settings
-from genlab.data.csv import is_csv, load_csv
-from genlab.data.idx import IDX_NAME, find_idx_files, load_idx_dir
-from genlab.data.images import IMAGE_SUFFIXES, has_images, load_image_folder
-from genlab.data.text import is_text, load_text
+from genlab.data.kind import DataKind
+from genlab.data.kinds import BUILTINS, KINDS
 from genlab.errors import DataError, UsageError
-
-FORMATS = (
-    "a built-in name ({builtins}), a folder of IDX files (MNIST format, plain or .gz), a folder "
-    "of PNG/JPEG images (directly or in one sub-folder per class), a CSV file (.csv or .csv.gz), "
-    "a UTF-8 text file (.txt, .text, .md) or a folder of .txt files"
-)
 
 
 def _formats() -> str:
-    return FORMATS.format(builtins=", ".join(BUILTINS))
+    kinds = ", ".join(kind.description for kind in KINDS.values() if kind.description)
+    return f"a built-in name ({', '.join(BUILTINS)}), {kinds}"
 
 
 def load_dataset(
     spec: str | os.PathLike[str],
+    data_cfg: Any = None,
     *,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    target: str = "",
-    task: str = "auto",
-    seed: int = 0,
-    tokenizer: str = "char",
-    vocab_size: int = 1024,
     context: int = 0,
     run_dir: str | os.PathLike[str] | None = None,
 ) -> Dataset:
-    """Load a built-in data set or the data at a path, split deterministically by ``seed``.
+    """Load a built-in data set or the data at a path, split as `data_cfg` (a DataConfig;
+    default: the defaults) says, deterministically by its seed.
 
-    Text only: ``tokenizer`` (char or bpe) and ``vocab_size`` (bpe) shape a new tokenizer,
-    ``context`` is the tokens a model reads per example, and ``run_dir`` names a run directory
-    whose saved tokenizer is used instead. Raises UsageError for bad settings and DataError (one
-    line) for missing or bad data.
+    ``context``: the length of one example a sequence model reads (0: the kind's default).
+    ``run_dir``: a run directory whose saved data files (e.g. a tokenizer) are used instead of
+    new ones. Raises UsageError for bad settings and DataError (one line) for missing or bad
+    data.
     """
-    check_settings(val_fraction, test_fraction, task, seed)
-    settings = {
-        "val_fraction": float(val_fraction),
-        "test_fraction": float(test_fraction),
-        "seed": int(seed),
-        "task": task,
-    }
+    cfg = DataConfig() if data_cfg is None else data_cfg
+    check_settings(cfg.val_fraction, cfg.test_fraction, cfg.task, cfg.seed)
+    split = cfg.split()
     text = os.fspath(spec)
-    if text in BUILTINS:
-        if target:
-            raise UsageError(
-                f"data.target applies only to CSV files, not to the built-in '{text}'; remove it"
+    for kind in KINDS.values():
+        if text in kind.builtins:
+            _check_unused(cfg, kind.name, f"the built-in '{text}'")
+            return kind.read_builtin(
+                text, split, _settings(cfg, kind), context=context, run_dir=_path(run_dir)
             )
-        return load_builtin(text, **settings)
     if not text.strip():
         raise DataError(f"no data given; give {_formats()}")
     path = Path(text).expanduser()
     source = os.path.abspath(path)
     try:
-        text_settings = {"tokenizer": tokenizer, "vocab_size": vocab_size, "context": context}
-        return _load_path(path, source, target, settings, {**text_settings, "run_dir": run_dir})
+        kind = _claiming_kind(path, source)
+        _check_unused(cfg, kind.name, f"'{source}'")
+        return kind.read(
+            path,
+            source,
+            split,
+            _settings(cfg, kind),
+            context=context,
+            run_dir=_path(run_dir),
+        )
     except (OSError, ValueError, EOFError, zlib.error, csv.Error, MemoryError) as exc:
         raise DataError(f"could not read data at '{source}': {type(exc).__name__}: {exc}") from exc
 
 
-def _load_path(path: Path, source: str, target: str, settings: dict, text: dict) -> Dataset:
+def _settings(cfg: Any, kind: DataKind) -> Any:
+    """The kind's own settings group of a DataConfig (its defaults when it has none)."""
+    return getattr(cfg, kind.name, None) or kind.Config()
+
+
+def _path(run_dir: str | os.PathLike[str] | None) -> Path | None:
+    return None if run_dir is None else Path(run_dir)
+
+
+def _claiming_kind(path: Path, source: str) -> DataKind:
     if not path.exists():
         raise DataError(
             f"no data at '{path}': not a built-in ({', '.join(BUILTINS)}) and no such file or "
-            "folder; give a path to IDX files, an image folder or a CSV file"
+            f"folder; give {_formats()}"
         )
+    for kind in KINDS.values():
+        if kind.claims(path):
+            return kind
     if path.is_dir():
-        if find_idx_files(path):
-            reader = load_idx_dir
-        elif has_images(path):
-            reader = load_image_folder
-        elif is_text(path):
-            return load_text(path, source, **settings, **text)
-        else:
-            raise DataError(
-                f"found no data in the folder '{source}' (no IDX files, no PNG/JPEG images, "
-                f"no .txt files, directly or in sub-folders); give {_formats()}"
-            )
-        if target:
-            raise UsageError(
-                f"data.target applies only to CSV files, not to the folder '{source}'; remove it"
-            )
-        return reader(path, source, **settings)
-    if is_csv(path):
-        return load_csv(path, source, target=target, **settings)
-    if is_text(path):
-        return load_text(path, source, **settings, **text)
-    if IDX_NAME.match(path.name) or path.suffix.lower() in IMAGE_SUFFIXES:
         raise DataError(
-            f"'{source}' is a single file; give the folder that holds it ({path.parent}) instead"
+            f"found no data in the folder '{source}', directly or in sub-folders; give {_formats()}"
         )
-    hint = ""
-    if path.suffix.lower() in (".data", ".tsv", ".dat"):
-        hint = " (a comma-separated text file must be named .csv and start with a header line)"
-    raise DataError(f"cannot read '{source}': unsupported file type{hint}; give {_formats()}")
+    raise DataError(f"cannot read '{source}': unsupported file type; give {_formats()}")
+
+
+def _check_unused(cfg: Any, kind: str, what: str) -> None:
+    """A UsageError when a setting of another kind than the data's is not at its default."""
+    for name in KINDS:
+        group = getattr(cfg, name, None)
+        if name == kind or group is None:
+            continue
+        default = type(group)()
+        for f in dataclasses.fields(group):
+            if getattr(group, f.name) != getattr(default, f.name):
+                raise UsageError(
+                    f"data.{name}.{f.name} applies only to {name} data, not to {what} "
+                    f"({kind} data); remove it"
+                )

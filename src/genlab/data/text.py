@@ -1,4 +1,9 @@
-"""Text corpora: a UTF-8 file or a folder of .txt files -> token windows for language models.
+"""The text kind: a UTF-8 file or a folder of .txt files -> token windows for language models.
+
+Settings (`data.text.*`): the tokenizer (char or bpe) and, for bpe, its vocabulary size.
+Codec: text <-> token ids of the data's tokenizer (`tokenizer.json`, kept in the run
+directory). Writer: samples as a .txt file, one after the other, separated by a line of 40
+dashes (as `genlab sample` prints them).
 
 The corpus is read in chunks (never whole), checked (UTF-8, no NUL bytes, not empty), hashed,
 and tokenized once into a flat token array stored under `$GENLAB_CACHE/text/` (default
@@ -21,23 +26,50 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import numbers
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from genlab.data.core import DataInfo, Dataset
+from genlab.data.kind import DataKind, SplitSettings
 from genlab.errors import DataError, UsageError
+from genlab.io.atomic import write_text_atomic
 from genlab.text.tokenizer import FILE, CharTokenizer, Tokenizer, tokenizer_from_json
 from genlab.text.tokenizer import train_tokenizer as _train_tokenizer
 
 TEXT_SUFFIXES = (".txt", ".text", ".md")
 CHUNK = 1 << 20  # bytes read at a time
 DEFAULT_CONTEXT = 256
+SEPARATOR = "\n" + "-" * 40 + "\n"
+"""Between two samples in a .txt file of samples (and on the terminal)."""
+
+
+@dataclass
+class TextConfig:
+    """The text kind's settings (`data.text.*`)."""
+
+    tokenizer: Literal["char", "bpe"] = "char"
+    """Characters as tokens, or byte-level BPE trained on the corpus."""
+    vocab_size: int = 1024
+    """With the bpe tokenizer: number of token ids to learn (at least 256)."""
+
+
+@dataclass
+class TextRecord:
+    """The text kind's part of DataInfo."""
+
+    vocab_size: int = 0
+    """Number of token ids."""
+    tokenizer: str = "char"
+    """The tokenizer's kind (char or bpe)."""
 
 
 def cache_root() -> Path:
@@ -182,20 +214,18 @@ class TextDataset(Dataset):
 def load_text(
     path: Path,
     source: str,
+    split: SplitSettings,
+    cfg: TextConfig,
     *,
-    val_fraction: float,
-    test_fraction: float,
-    tokenizer: str = "char",
-    vocab_size: int = 1024,
     context: int = 0,
     run_dir: str | os.PathLike[str] | None = None,
-    **_: object,
 ) -> TextDataset:
     """Read, tokenize (once; cached) and split a text corpus (see the module docstring).
 
     `context`: tokens a model reads per example (0: DEFAULT_CONTEXT). `run_dir`: a run whose
     saved tokenizer to use instead of training a new one.
     """
+    val_fraction, test_fraction = split.val_fraction, split.test_fraction
     context = context or DEFAULT_CONTEXT
     files = corpus_files(path)
     if not files:
@@ -205,7 +235,7 @@ def load_text(
     if saved is not None and saved.exists():
         tok = tokenizer_from_json(saved.read_bytes())
     else:
-        tok = _train_tokenizer(tokenizer, _chunks(files, source), vocab_size=vocab_size)
+        tok = _train_tokenizer(cfg.tokenizer, _chunks(files, source), vocab_size=cfg.vocab_size)
     tok_json = tok.to_json()
     key = hashlib.sha256(f"{corpus_hash}:{tok_json}".encode()).hexdigest()[:24]
     tokens, tokens_hash = _tokenize(files, source, tok, key)
@@ -238,15 +268,88 @@ def load_text(
         source=source,
         kind="text",
         shape=[context],
-        levels=0,
         num_classes=0,
         task="none",
         n_train=len(splits["train"]),
         n_val=len(splits["val"]),
         n_test=len(splits["test"]),
         fingerprint=fp,
-        vocab_size=tok.vocab_size,
-        tokenizer=tok.kind,
         files=[FILE],
+        record=TextRecord(vocab_size=tok.vocab_size, tokenizer=tok.kind),
     )
     return TextDataset(info=info, splits=splits, files={FILE: tok_json.encode("utf-8")})  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(raw: bytes) -> Tokenizer:
+    return tokenizer_from_json(raw)
+
+
+class TextKind(DataKind):
+    name = "text"
+    description = "a UTF-8 text file (.txt, .text, .md) or a folder of .txt files"
+    Config = TextConfig
+    Record = TextRecord
+    suffixes = (".txt",)
+
+    def claims(self, path: Path) -> bool:
+        return is_text(path)
+
+    def read(
+        self,
+        path: Path,
+        source: str,
+        split: SplitSettings,
+        cfg: Any,
+        *,
+        context: int = 0,
+        run_dir: Path | None = None,
+    ) -> TextDataset:
+        return load_text(path, source, split, cfg, context=context, run_dir=run_dir)
+
+    def tokenizer(self, info: DataInfo) -> Tokenizer:
+        """The data's tokenizer (from `info.file_data`, filled when data or a run is loaded)."""
+        raw = info.file_data.get(FILE)
+        if raw is None:
+            raise UsageError(
+                f"the text of '{info.source}' has no tokenizer loaded; load the data "
+                "(load_dataset) or the run (genlab.load) it belongs to first"
+            )
+        return _tokenizer(bytes(raw))
+
+    def encode(self, data: Any, info: DataInfo) -> Any:
+        """A string -> its token ids (T,) int64; a list of strings -> a list of such tensors."""
+        tok = self.tokenizer(info)
+        if isinstance(data, str):
+            return torch.tensor(tok.encode(data), dtype=torch.int64)
+        return [self.encode(text, info) for text in data]
+
+    def decode(self, x: Any, info: DataInfo) -> Any:
+        """Token ids (T,) -> a string; (N, T) or a list of id sequences -> a list of strings."""
+        tok = self.tokenizer(info)
+        if isinstance(x, (torch.Tensor, np.ndarray)):
+            x = torch.as_tensor(x).tolist()  # (T,) -> ids, (N, T) -> N lists of ids
+        seqs = list(x)
+        if all(isinstance(i, numbers.Integral) for i in seqs):
+            return tok.decode(int(i) for i in seqs)
+        return [self.decode(ids, info) for ids in seqs]
+
+    def write(self, samples: Any, path: Path, info: DataInfo, **options: Any) -> list[Path]:
+        """Texts (a string, a list of strings, or token ids) -> a UTF-8 .txt file, the samples
+        separated by a line of 40 dashes."""
+        path = Path(path)
+        self.check_suffix(path)
+        if options:
+            raise UsageError(f"the text writer takes no options; got {', '.join(options)}")
+        texts = samples
+        if isinstance(samples, torch.Tensor) or (
+            isinstance(samples, list) and samples and not isinstance(samples[0], str)
+        ):
+            texts = self.decode(samples, info)
+        if isinstance(texts, str):
+            texts = [texts]
+        write_text_atomic(path, SEPARATOR.join(texts) + "\n")
+        return [path]
+
+
+KIND = TextKind()

@@ -34,7 +34,6 @@ def save_grid(
     """Save images (N, C, H, W) in [0, 1] as a PNG grid, atomically; small images are enlarged
     for viewing."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(to_grid(images, nrow))
     scale = scale or max(1, 4 if images.shape[-1] <= 16 else 2 if images.shape[-1] <= 32 else 1)
     if scale > 1:
@@ -48,7 +47,7 @@ def save_grid(
 def load_image(path: str | Path, shape: list[int] | tuple[int, ...]) -> torch.Tensor:
     """An image file as a tensor (C, H, W) in [0, 1] that must have `shape` (C, H, W): a file of
     another size or colour mode is a DataError that says so."""
-    from genlab.data.images import read_image
+    from genlab.data.image import read_image
     from genlab.errors import DataError, UsageError
 
     path = Path(path)

@@ -22,7 +22,7 @@ def check_compatible(model: GenerativeModel, data: Dataset) -> None:
             f"the model was trained on {a.kind} data of shape {a.shape} but '{b.source}' is "
             f"{b.kind} data of shape {b.shape}"
         )
-    if a.kind == "tabular" and a.feature_names != b.feature_names:
+    if a.kind == "tabular" and a.record.feature_names != b.record.feature_names:
         raise DataError(f"'{b.source}' has other columns than the training data ({a.source})")
 
 
@@ -117,7 +117,7 @@ def evaluate(
             out["accuracy"] = (pred.argmax(-1) == y).float().mean().item()
             out["cross_entropy_nats"] = torch.nn.functional.cross_entropy(pred, y).item()
         else:
-            err = (pred - y) * model.info.target_std
+            err = (pred - y) * model.info.record.target_std
             out["rmse"] = err.pow(2).mean().sqrt().item()
             out["mae"] = err.abs().mean().item()
         return out

@@ -390,7 +390,7 @@ class DDPM(GenerativeModel):
         _, var = self.schedule.posterior(x0[:1], x0[:1], torch.ones(1, device=x0.device))
         log_scale = 0.5 * var.log() - math.log(2)  # the scale in [0, 1] pixel units
         lp = discretized_gaussian_log_prob(
-            (x0 + 1) / 2, (x0_pred + 1) / 2, log_scale.expand_as(x0), self.info.levels
+            (x0 + 1) / 2, (x0_pred + 1) / 2, log_scale.expand_as(x0), self.info.record.levels
         )
         return -lp.flatten(1).sum(1)
 

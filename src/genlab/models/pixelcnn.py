@@ -162,7 +162,7 @@ class PixelCNN(GenerativeModel):
         super().__init__(cfg, info)
         self.require(kind="image", labels=cfg.conditional)
         c = info.shape[0]
-        self.k_out = 1 if cfg.pixels == "bernoulli" else info.levels  # logits per channel
+        self.k_out = 1 if cfg.pixels == "bernoulli" else info.record.levels  # logits per channel
         classes = info.num_classes if cfg.conditional else 0
         self.layers = nn.ModuleList(
             [GatedLayer(c, cfg.channels, cfg.first_kernel, "A", classes)]
@@ -212,7 +212,7 @@ class PixelCNN(GenerativeModel):
         """The data as the model sees it: binarized for `bernoulli`, on the level grid for
         `categorical`."""
         if self.cfg.pixels == "categorical":
-            top = self.info.levels - 1
+            top = self.info.record.levels - 1
             return torch.round(x * top) / top
         if self.cfg.binarize == "threshold":
             return (x > 0.5).to(x.dtype)
@@ -227,7 +227,7 @@ class PixelCNN(GenerativeModel):
         if self.cfg.pixels == "bernoulli":
             nll = F.binary_cross_entropy_with_logits(logits[:, :, 0], x, reduction="none")
         else:
-            target = torch.round(x * (self.info.levels - 1)).long()  # (B, C, H, W)
+            target = torch.round(x * (self.info.record.levels - 1)).long()  # (B, C, H, W)
             nll = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
         return nll.flatten(1).sum(1)
 
@@ -250,7 +250,7 @@ class PixelCNN(GenerativeModel):
             return torch.bernoulli(p, generator=generator)
         probs = torch.softmax(logits / temperature, dim=-1)  # (B, C, K)
         idx = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(probs.shape[:2])
-        return idx.to(probs.dtype) / (self.info.levels - 1)
+        return idx.to(probs.dtype) / (self.info.record.levels - 1)
 
     def _generate(
         self,

@@ -116,7 +116,7 @@ class VAE(GenerativeModel):
         else:
             mean, log_scale = out.chunk(2, dim=1)
             lp = discretized_gaussian_log_prob(
-                x, torch.sigmoid(mean), log_scale.clamp(-7, 2), self.info.levels
+                x, torch.sigmoid(mean), log_scale.clamp(-7, 2), self.info.record.levels
             )
         return lp.flatten(1).sum(1)
 

@@ -29,9 +29,9 @@ class LanguageModel(GenerativeModel):
     def __init__(self, cfg: Any, info: DataInfo) -> None:
         super().__init__(cfg, info)
         self.require(kind="text")
-        if info.vocab_size < 1:
+        if info.record.vocab_size < 1:
             raise RunError(f"the data description of '{info.source}' has no vocabulary size")
-        self.vocab_size = info.vocab_size
+        self.vocab_size = info.record.vocab_size
         self.tokenizer: Tokenizer | None = None
         if info.shape and info.shape[0] != cfg.context:
             raise UsageError(

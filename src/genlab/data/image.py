@@ -1,0 +1,339 @@
+"""The image kind: folders of IDX files (MNIST format) or of PNG/JPEG images.
+
+Stored form: uint8 (N, C, H, W) with `levels` grey levels per channel (256 for files; the
+built-in digits have 17). Model form: float32 in [0, 1] (stored value / (levels - 1)). Writer:
+a PNG grid of the samples, or their float values as .npy.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genlab.data.builtin import BUILTINS, builtin_images
+from genlab.data.core import (
+    SPLITS,
+    DataInfo,
+    Dataset,
+    Split,
+    carve_val,
+    fingerprint,
+    split_indices,
+)
+from genlab.data.idx import IDX_NAME, find_idx_files, read_idx_dir
+from genlab.data.kind import DataKind, NoSettings, SplitSettings
+from genlab.errors import DataError, UsageError
+from genlab.io.atomic import write_bytes_atomic
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_GRAY_MODES = ("1", "L", "LA", "I", "F")  # plus every "I;16*" variant
+
+
+@dataclass
+class ImageRecord:
+    """The image kind's part of DataInfo."""
+
+    levels: int = 256
+    """Grey levels per channel of the stored uint8 values (0 .. levels - 1)."""
+
+
+class ImageDataset(Dataset):
+    """Images stored as uint8; batches hold float32 (B, C, H, W) in [0, 1]."""
+
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        return KIND.encode(x, self.info)
+
+
+# reading ---------------------------------------------------------------------------------------
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def _images_in(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if not p.name.startswith(".") and is_image(p))
+
+
+def _class_dirs(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def has_images(directory: Path) -> bool:
+    """True when the folder holds images directly or in a sub-folder (the image-folder layout)."""
+    if _images_in(directory):
+        return True
+    return any(_images_in(sub) for sub in _class_dirs(directory))
+
+
+def scan_image_folder(
+    directory: Path, source: str
+) -> tuple[list[Path], list[int] | None, list[str]]:
+    """List image files with their class indices (None when unlabelled) and the class names."""
+    top = _images_in(directory)
+    subdirs = [d for d in _class_dirs(directory) if _images_in(d)]
+    if top and subdirs:
+        raise DataError(
+            f"{source} mixes images at the top level ({top[0].name}, ...) with class "
+            f"sub-folders ({subdirs[0].name}/, ...); put every image in a class sub-folder, or "
+            "all of them at the top level for unlabelled data"
+        )
+    if top:
+        return top, None, []
+    if not subdirs:
+        raise DataError(
+            f"{source} holds no images (.png, .jpg or .jpeg), neither directly nor in class "
+            "sub-folders; add images or point to another folder"
+        )
+    paths: list[Path] = []
+    labels: list[int] = []
+    for label, sub in enumerate(subdirs):
+        files = _images_in(sub)
+        paths.extend(files)
+        labels.extend([label] * len(files))
+    return paths, labels, [d.name for d in subdirs]
+
+
+def _describe(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def read_image(path: Path, name: str) -> tuple[np.ndarray, bool]:
+    """Read one image as uint8 (H, W) for grayscale or (H, W, 3) for colour, and gray or not."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode.startswith("I;16") or mode == "I":
+                wide = np.asarray(img, dtype=np.int64)
+                if mode == "I" and wide.max(initial=0) <= 255:
+                    return wide.clip(0, 255).astype(np.uint8), True
+                return (wide.clip(0, 65535) >> 8).astype(np.uint8), True
+            if mode in _GRAY_MODES:
+                return np.asarray(img.convert("L"), dtype=np.uint8), True
+            return np.asarray(img.convert("RGB"), dtype=np.uint8), False
+    except Exception as exc:  # Pillow raises many types for corrupt files
+        raise DataError(
+            f"cannot read image {name}: {exc or type(exc).__name__}; replace or remove the file"
+        ) from exc
+
+
+def read_image_folder(directory: Path, source: str) -> tuple[np.ndarray, np.ndarray | None, list]:
+    """Same-sized PNG/JPEG images as uint8 (N, C, H, W), their labels (or None), class names."""
+    paths, labels, class_names = scan_image_folder(directory, source)
+    arrays: list[np.ndarray] = []
+    all_gray = True
+    first_size: tuple[int, int] | None = None
+    first_name = ""
+    for path in paths:
+        name = _describe(path, directory)
+        pixels, gray = read_image(path, name)
+        size = (pixels.shape[1], pixels.shape[0])  # width x height, as image tools show it
+        if first_size is None:
+            first_size, first_name = size, name
+        elif size != first_size:
+            raise DataError(
+                f"images differ in size: {first_name} is {first_size[0]}x{first_size[1]} but "
+                f"{name} is {size[0]}x{size[1]} (width x height); resize all images to one size"
+            )
+        arrays.append(pixels)
+        all_gray = all_gray and gray
+    if all_gray:
+        x = np.stack(arrays)[:, None]
+    else:
+        x = np.stack([a if a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in arrays])
+        x = x.transpose(0, 3, 1, 2)
+    y = None if labels is None else np.asarray(labels, dtype=np.int64)
+    return np.ascontiguousarray(x), y, class_names
+
+
+def load_image_folder(
+    directory: Path,
+    source: str,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    task: str = "auto",
+) -> ImageDataset:
+    """Load a folder of same-sized PNG/JPEG images into (N, C, H, W) uint8 with 256 levels."""
+    x, y, class_names = read_image_folder(directory, source)
+    split = SplitSettings(val_fraction, test_fraction, seed, task)
+    return image_dataset(source, x=x, y=y, levels=256, class_names=class_names, split=split)
+
+
+def image_dataset(
+    source: str,
+    *,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    test_x: np.ndarray | None = None,
+    test_y: np.ndarray | None = None,
+    levels: int,
+    class_names: list[str],
+    split: SplitSettings,
+) -> ImageDataset:
+    """Build an image Dataset from uint8 arrays (N, C, H, W) and optional int labels.
+
+    With ``test_x`` the source has its own test set: it becomes the test split and val is carved
+    from ``x``. Otherwise all examples are shuffled and cut into train/val/test.
+    """
+    if y is None and split.task == "classification":
+        raise DataError(
+            f"{source} has no labels, so data.task=classification cannot work; put the images "
+            "in one sub-folder per class (or add a labels file), or use data.task=auto"
+        )
+    if split.task == "regression":
+        raise DataError(
+            f"{source} is image data with class labels, not numeric targets; data.task="
+            "regression works only with CSV files; use data.task=auto or classification"
+        )
+    arrays: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    if test_x is not None:
+        parts = carve_val(len(x), val_fraction=split.val_fraction, seed=split.seed, what=source)
+        for name in ("train", "val"):
+            idx = parts[name]
+            arrays[name] = (x[idx], None if y is None else y[idx])
+        arrays["test"] = (np.array(test_x), None if test_y is None else np.array(test_y))
+    else:
+        parts = split_indices(
+            len(x),
+            val_fraction=split.val_fraction,
+            test_fraction=split.test_fraction,
+            seed=split.seed,
+            what=source,
+        )
+        for name in SPLITS:
+            idx = parts[name]
+            arrays[name] = (x[idx], None if y is None else y[idx])
+    splits = {
+        name: Split(
+            x=torch.from_numpy(np.ascontiguousarray(ax, dtype=np.uint8)),
+            y=None if ay is None else torch.from_numpy(np.ascontiguousarray(ay, dtype=np.int64)),
+        )
+        for name, (ax, ay) in arrays.items()
+    }
+    labelled = y is not None
+    info = DataInfo(
+        source=source,
+        kind="image",
+        shape=[int(d) for d in x.shape[1:]],
+        num_classes=len(class_names) if labelled else 0,
+        task="classification" if labelled else "none",
+        class_names=list(class_names) if labelled else [],
+        n_train=len(splits["train"]),
+        n_val=len(splits["val"]),
+        n_test=len(splits["test"]),
+        fingerprint=fingerprint(splits),
+        record=ImageRecord(levels=int(levels)),
+    )
+    return ImageDataset(info=info, splits=splits)
+
+
+# the kind --------------------------------------------------------------------------------------
+
+
+class ImageKind(DataKind):
+    name = "image"
+    description = (
+        "a folder of IDX files (MNIST format, plain or .gz), a folder of PNG/JPEG images "
+        "(directly or in one sub-folder per class)"
+    )
+    Config = NoSettings
+    Record = ImageRecord
+    suffixes = (".png", ".npy")
+    builtins = BUILTINS
+
+    def claims(self, path: Path) -> bool:
+        if path.is_dir():
+            return bool(find_idx_files(path)) or has_images(path)
+        # a single image or IDX file is claimed so that `read` can say to give its folder
+        return bool(IDX_NAME.match(path.name)) or path.suffix.lower() in IMAGE_SUFFIXES
+
+    def read(
+        self,
+        path: Path,
+        source: str,
+        split: SplitSettings,
+        cfg: Any,
+        *,
+        context: int = 0,
+        run_dir: Path | None = None,
+    ) -> ImageDataset:
+        if not path.is_dir():
+            raise DataError(
+                f"'{source}' is a single file; give the folder that holds it ({path.parent}) "
+                "instead"
+            )
+        if find_idx_files(path):
+            x, y, test_x, test_y, class_names = read_idx_dir(path, source)
+            return image_dataset(
+                source,
+                x=x,
+                y=y,
+                test_x=test_x,
+                test_y=test_y,
+                levels=256,
+                class_names=class_names,
+                split=split,
+            )
+        x, y, class_names = read_image_folder(path, source)
+        return image_dataset(source, x=x, y=y, levels=256, class_names=class_names, split=split)
+
+    def read_builtin(
+        self,
+        name: str,
+        split: SplitSettings,
+        cfg: Any,
+        *,
+        context: int = 0,
+        run_dir: Path | None = None,
+    ) -> ImageDataset:
+        x, y, levels = builtin_images(name)
+        class_names = [str(i) for i in range(int(y.max()) + 1)]
+        return image_dataset(name, x=x, y=y, levels=levels, class_names=class_names, split=split)
+
+    def encode(self, data: Any, info: DataInfo) -> torch.Tensor:
+        """uint8 images (N, C, H, W) with `levels` levels -> float32 in [0, 1]."""
+        x = torch.as_tensor(data)
+        return x.to(torch.float32).div_(max(info.record.levels - 1, 1))
+
+    def decode(self, x: Any, info: DataInfo) -> torch.Tensor:
+        """float images in [0, 1] -> uint8 with `levels` levels (rounded, clipped)."""
+        top = max(info.record.levels - 1, 1)
+        scaled = torch.as_tensor(x).detach().to("cpu", torch.float64) * top
+        return scaled.round().clamp_(0, top).to(torch.uint8)
+
+    def write(self, samples: Any, path: Path, info: DataInfo, **options: Any) -> list[Path]:
+        """Images (N, C, H, W) in [0, 1] -> a PNG grid (`nrow` images a row; default: a square)
+        or their float32 values as .npy."""
+        from genlab.io.images import save_grid
+
+        path = Path(path)
+        self.check_suffix(path)
+        unknown = sorted(set(options) - {"nrow"})
+        if unknown:
+            raise UsageError(f"the image writer takes nrow, not {', '.join(unknown)}")
+        images = torch.as_tensor(samples).detach().cpu()
+        if images.ndim != 4:
+            raise UsageError(f"images to write must be (N, C, H, W); got {tuple(images.shape)}")
+        if path.suffix.lower() == ".png":
+            save_grid(images, path, nrow=options.get("nrow"))
+        else:
+            buf = io.BytesIO()
+            np.save(buf, images.numpy())
+            write_bytes_atomic(path, buf.getvalue())
+        return [path]
+
+
+KIND = ImageKind()
