@@ -23,6 +23,7 @@ import hashlib
 import io
 import math
 import re
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +123,7 @@ def read_wav(path: Path, *, mix_to_mono: bool = False) -> tuple[int, np.ndarray]
 
     try:
         rate, data = wavfile.read(path)
-    except (ValueError, EOFError, OSError, IndexError, TypeError) as exc:
+    except (ValueError, EOFError, OSError, IndexError, TypeError, struct.error) as exc:
         raise DataError(
             f"'{path}' is not a readable WAV file ({exc}); give PCM or float WAV files"
         ) from None
