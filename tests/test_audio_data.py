@@ -74,7 +74,7 @@ def test_reads_labels_and_speakers_from_the_pattern(fsdd_like: Path) -> None:
     assert rec.sample_rate == 8000
     assert rec.length == 1120 and info.shape == [1120]  # the longest clip: 0.14 s at 8 kHz
     assert (info.n_train, info.n_val, info.n_test) == (6, 3, 3)
-    assert info.vocab_size == 256 and rec.encoding == "mulaw"
+    assert info.record.vocab_size == 256 and rec.encoding == "mulaw"
 
     batch = ds.batch("train", torch.arange(6))
     assert batch["x"].dtype == torch.int64 and batch["x"].shape == (6, 1120)
@@ -139,7 +139,7 @@ def test_mulaw_decode_then_encode_is_exact_on_tokens() -> None:
 
 def test_float_encoding_gives_waveforms(fsdd_like: Path) -> None:
     ds = KIND.read(fsdd_like, "tiny", SPLIT, AudioConfig(encoding="float"))
-    assert ds.info.record.encoding == "float" and ds.info.vocab_size == 0
+    assert ds.info.record.encoding == "float" and ds.info.record.vocab_size == 0
     x = ds.batch("train", torch.arange(2))["x"]
     assert x.dtype == torch.float32 and x.shape == (2, 1120)
     assert float(x.abs().max()) == pytest.approx(0.5, abs=1e-3)  # the sines' amplitude

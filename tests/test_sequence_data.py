@@ -81,7 +81,7 @@ def test_reads_a_json_file_with_its_own_splits(jsb_like: Path) -> None:
     rec = ds.info.record
     assert ds.info.kind == "sequence" and ds.info.task == "none"
     assert (rec.low, rec.high) == (50, 70) and rec.vocab_size == 21 + 3
-    assert ds.info.vocab_size == 24 and ds.info.shape == [16] and rec.steps_per_quarter == 1
+    assert ds.info.record.vocab_size == 24 and ds.info.shape == [16] and rec.steps_per_quarter == 1
     assert ds.pieces["train"] == raw["train"] and ds.pieces["val"] == raw["valid"]
     # a split's token stream: per piece BOS + its notes + a STEP per step + EOS
     for name, key in (("train", "train"), ("val", "valid"), ("test", "test")):
@@ -99,7 +99,7 @@ def test_roll_encoding_windows(jsb_like: Path) -> None:
     cfg = SequenceConfig(encoding="roll")
     ds = KIND.read(jsb_like, "jsb", SplitSettings(), cfg, context=8)
     raw = json.loads(jsb_like.read_text())
-    assert ds.info.shape == [21, 8] and ds.info.vocab_size == 0
+    assert ds.info.shape == [21, 8] and ds.info.record.encoding == "roll"
     assert len(ds.splits["train"]) == sum(len(p) - 8 + 1 for p in raw["train"])
     assert len(ds.splits["test"]) == sum((len(p) - 8) // 8 + 1 for p in raw["test"])
     x = ds.batch("train", torch.tensor([0]))["x"]
@@ -271,7 +271,7 @@ def test_bad_settings_are_usage_errors(jsb_like: Path, cfg: SequenceConfig, need
 
 def test_midi_pitch_range_and_claims(jsb_like: Path) -> None:
     ds = KIND.read(jsb_like, "jsb", SplitSettings(), SequenceConfig(pitches="midi"), context=16)
-    assert (ds.info.record.low, ds.info.record.high, ds.info.vocab_size) == (0, 127, 131)
+    assert (ds.info.record.low, ds.info.record.high, ds.info.record.vocab_size) == (0, 127, 131)
     assert KIND.claims(Path("a.MID")) and KIND.claims(jsb_like) and not KIND.claims(Path("a.wav"))
 
 

@@ -86,6 +86,11 @@ class AudioRecord:
     speaker_names: list[str] = field(default_factory=list)
     """Names of the speakers (index = the batch's "speaker" value); empty when none."""
 
+    @property
+    def vocab_size(self) -> int:
+        """Token ids a sequence model reads: the mu-law levels (0 for float waveforms)."""
+        return self.levels if self.encoding == "mulaw" else 0
+
 
 # mu-law codec ----------------------------------------------------------------------------------
 def mulaw_encode(wave: torch.Tensor, levels: int = MU_LEVELS) -> torch.Tensor:
@@ -330,7 +335,6 @@ def _info(
         source=source,
         kind=kind,
         shape=shape,
-        levels=0,
         num_classes=len(class_names),
         task="classification" if class_names else "none",
         class_names=list(class_names),
@@ -338,9 +342,8 @@ def _info(
         n_val=len(splits["val"]),
         n_test=len(splits["test"]),
         fingerprint=fingerprint,
-        vocab_size=vocab_size,
+        record=record,
     )
-    info.record = record  # type: ignore[attr-defined]
     return info
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from genlab.data import image, tabular, text
+from genlab.data import audio, image, sequence, tabular, text
 from genlab.data.kind import DataKind
 from genlab.errors import UsageError
 
@@ -17,6 +17,8 @@ KINDS: dict[str, DataKind] = {
     "image": image.KIND,
     "text": text.KIND,
     "tabular": tabular.KIND,
+    "audio": audio.KIND,
+    "sequence": sequence.KIND,
 }
 
 BUILTINS: dict[str, str] = {

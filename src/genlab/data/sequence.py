@@ -337,16 +337,14 @@ def _info(
         source=source,
         kind=SequenceKind.name,
         shape=shape,
-        levels=0,
         num_classes=0,
         task="none",
         n_train=len(splits["train"]),
         n_val=len(splits["val"]),
         n_test=len(splits["test"]),
         fingerprint=fingerprint,
-        vocab_size=record.vocab_size if record.encoding == "events" else 0,
+        record=record,
     )
-    info.record = record  # type: ignore[attr-defined]
     return info
 
 
