@@ -38,14 +38,14 @@ EPILOG = """examples:
 def _base(cls: type | None) -> argparse.ArgumentParser:
     if cls is None:
         description = (
-            "Metrics of a trained run on held-out data. Evaluation options that belong to a "
-            "family (e.g. --iw-samples for vae) are listed by 'genlab eval RUN --help'."
+            "Metrics of a trained run on held-out data. Options that belong to a family (e.g.\n"
+            "--iw-samples for vae): 'genlab eval RUN --help' lists those of RUN's family."
         )
     else:
         description = f"Metrics of a trained '{cls.family}' run ({cls.description})."
     p = argparse.ArgumentParser(
         prog="genlab eval",
-        description=textwrap.fill(description, 88),
+        description="\n".join(textwrap.fill(x, 88) for x in description.split("\n")),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common()],

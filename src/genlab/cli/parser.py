@@ -220,7 +220,9 @@ def refuse_extras(
                 f"{what} does not take {flag}; it takes {takes} "
                 f"({flag} is for {', '.join(elsewhere[flag])} runs)"
             )
-        close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+        close = [k for k in known if k.startswith(flag)]  # an abbreviation, spelt out
+        if len(close) != 1:
+            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else f"it takes {takes}"
         raise UsageError(f"unknown option {flag} for {what}; {hint}")
 

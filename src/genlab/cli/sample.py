@@ -140,9 +140,8 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
     """The arguments of every run's sampling; with `cls`, the family's and its modes' flags."""
     if cls is None:
         description = (
-            "Generate from a trained run. The sampling options belong to the run's family: "
-            "'genlab sample RUN --help' lists those of RUN's family, and 'genlab list' those "
-            "of every family."
+            "Generate from a trained run. The sampling options belong to the run's family:\n"
+            "'genlab sample RUN --help' lists those of RUN's family, 'genlab list' every family's."
         )
         prog = "genlab sample"
     else:
@@ -150,7 +149,7 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
         prog = "genlab sample"
     p = argparse.ArgumentParser(
         prog=prog,
-        description=textwrap.fill(description, 88),
+        description="\n".join(textwrap.fill(x, 88) for x in description.split("\n")),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common()],
