@@ -163,7 +163,7 @@ def test_spaced_timesteps_cover_the_range_and_reject_bad_counts():
     assert samplers.spaced_timesteps(1000, 1000) == list(range(999, -1, -1))
     ts = samplers.spaced_timesteps(1000, 50)
     assert len(ts) == 50 and ts[0] == 999 and ts[-1] == 0 and ts == sorted(ts, reverse=True)
-    with pytest.raises(UsageError, match="--steps"):
+    with pytest.raises(UsageError, match="--sample-steps"):
         samplers.spaced_timesteps(100, 101)
 
 
