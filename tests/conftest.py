@@ -12,29 +12,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-# the smallest configuration of each family that still learns something on 8x8 digits
-TINY = {
-    "mlp": ["model.hidden=[32]"],
-    "cnn": ["model.channels=[4,8]", "model.hidden=[16]"],
-    "vae": ["model.channels=[8,16]", "model.hidden=32", "model.latent_dim=4"],
-    "ddpm": [
-        "model.channels=8",
-        "model.channel_mult=[1,2]",
-        "model.attention=[1]",
-        "model.head_channels=8",
-        "model.norm_groups=4",
-        "model.timesteps=100",
-        "model.sample_steps=5",
-        "model.nll_timesteps=4",
-    ],
-    "gan": ["model.channels=[8,16]", "model.latent_dim=8", "model.monitor_samples=0"],
-    "pixelcnn": ["model.channels=8", "model.layers=3", "model.head=16"],
-    "gpt": ["model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=16"],
-    "rnn": ["model.hidden=32", "model.embed=16", "model.seq_len=16", "model.bptt=8"],
+
+def _registry() -> dict:
+    from genlab.registry import FAMILIES
+
+    return {name: cls for name, (cls, _) in FAMILIES.items()}
+
+
+# each family declares the smallest configuration that still learns (`tiny`) and the data it
+# learns in the contract tests (`tiny_data`: a built-in name, or "text" for the `tiny_text`
+# corpus), so a new family needs no edit here
+TINY = {name: list(cls.tiny) for name, cls in _registry().items()}
+TINY_DATA = {
+    name: "tiny_text" if cls.tiny_data == "text" else cls.tiny_data
+    for name, cls in _registry().items()
+    if cls.tiny_data != "digits"
 }
-# the data each family learns in the contract tests: the built-in digits unless named here
-# (a fixture name; text families read a small corpus written by `tiny_text`)
-TINY_DATA = {"gpt": "tiny_text", "rnn": "tiny_text"}
+"""family -> the data fixture it learns (families absent here learn the built-in digits)."""
 TINY_TRAIN = [
     "train.batch_size=32",
     "train.log_every=1",

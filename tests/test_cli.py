@@ -285,7 +285,7 @@ def test_sample_to_an_unknown_format_is_a_usage_error(vae_run, capsys, tmp_path)
     line = in_process_error(
         capsys, 2, "sample", str(vae_run), "-n", "2", "--out", str(tmp_path / "x.txt")
     )
-    assert ".png or .npy" in line
+    assert ".png, .npy" in line and "x.txt" in line
     assert not (tmp_path / "x.txt").exists()
 
 

@@ -163,7 +163,7 @@ def test_spaced_timesteps_cover_the_range_and_reject_bad_counts():
     assert samplers.spaced_timesteps(1000, 1000) == list(range(999, -1, -1))
     ts = samplers.spaced_timesteps(1000, 50)
     assert len(ts) == 50 and ts[0] == 999 and ts[-1] == 0 and ts == sorted(ts, reverse=True)
-    with pytest.raises(UsageError, match="--steps"):
+    with pytest.raises(UsageError, match="--sample-steps"):
         samplers.spaced_timesteps(100, 101)
 
 
@@ -175,7 +175,7 @@ def test_inpainting_keeps_every_unmasked_pixel_bit_identical(digits):
     fill[..., 2:6, 1:5] = True
     g = torch.Generator().manual_seed(0)
     for sampler in ("ddpm", "ddim"):
-        out = model.inpaint(x, fill, generator=g, rounds=2, sampler=sampler, steps=4)
+        out = model.inpaint(x, fill, generator=g, rounds=2, sampler=sampler, sample_steps=4)
         assert out.shape == x.shape
         assert torch.equal(out[~fill.expand_as(x)], x[~fill.expand_as(x)])
         assert not torch.equal(out[fill.expand_as(x)], x[fill.expand_as(x)])
@@ -263,8 +263,8 @@ def test_conditional_training_drops_labels_and_options_are_checked(digits):
         plain.sample(2, class_label=1)
     with pytest.raises(UsageError, match="--eta"):
         plain.sample(2, eta=-1.0)
-    with pytest.raises(UsageError, match="--steps"):
-        plain.sample(2, steps=0)
+    with pytest.raises(UsageError, match="--sample-steps"):
+        plain.sample(2, sample_steps=0)
     with pytest.raises(UsageError, match="norm_groups"):
         apply_overrides(default_config("ddpm"), ["model.channels=12", "model.norm_groups=8"])
     with pytest.raises(UsageError, match="model.attention"):

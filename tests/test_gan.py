@@ -176,7 +176,7 @@ def test_command_line_interpolation_classes_and_sample_quality(tmp_path, feature
         "sample", str(run), "-n", "2", "--interpolate", "5", "--out", str(tmp_path / "i.png")
     )
     assert r.returncode == 0, r.stderr
-    assert "10 images" in r.stdout and (tmp_path / "i.png").exists()
+    assert "10 image samples" in r.stdout and (tmp_path / "i.png").exists()
     r = run_cli("sample", str(run), "-n", "3", "--class", "7", "--out", str(tmp_path / "s.npy"))
     assert r.returncode == 0, r.stderr
     r = run_cli(

@@ -35,7 +35,9 @@ def test_vae_likelihood_on_binarized_mnist(mnist_dir, tmp_path):
         overrides=["train.lr=2e-3", "train.eval_every=200", "train.eval_batches=5"],
     )
     _, cfg, _ = read_run(run)
-    m = evaluate(genlab.load(run), load_data(cfg, str(mnist_dir)), iw_samples=2, progress=False)
+    m = evaluate(
+        genlab.load(run), load_data(cfg, str(mnist_dir)), options={"iw_samples": 2}, progress=False
+    )
     # a uniform Bernoulli model costs 784 ln 2 = 543 nats; 200 steps get well under 200
     assert 80 < m["nll_nats"] < 200
     # the importance-weighted bound is tighter than the ELBO, on the same binarization

@@ -163,11 +163,17 @@ def _canonical_key(cls: type, parts: list[str]) -> list[str]:
 
 
 def from_dict(
-    cls: type[T], data: dict[str, Any], *, root: type | None = None, prefix: str = ""
+    cls: type[T],
+    data: dict[str, Any],
+    *,
+    root: type | None = None,
+    prefix: str = "",
+    spelling: dict[str, str] | None = None,
 ) -> T:
     """Build `cls` from nested plain data; unknown keys and wrong types are UsageErrors.
 
-    A class may declare `ALIASES = {"old": "group.new"}`: old keys are read as the new ones."""
+    A class may declare `ALIASES = {"old": "group.new"}`: old keys are read as the new ones.
+    `spelling`: how top-level keys are spelled in those errors (e.g. command-line flags)."""
     root = root or cls
     if not isinstance(data, dict):
         raise UsageError(f"setting '{prefix.rstrip('.')}' expects a group of settings")
@@ -182,7 +188,7 @@ def from_dict(
         if dataclasses.is_dataclass(tp):
             kwargs[key] = from_dict(tp, value, root=root, prefix=f"{prefix}{key}.")
         else:
-            kwargs[key] = _coerce(value, tp, prefix + key)
+            kwargs[key] = _coerce(value, tp, (spelling or {}).get(key, prefix + key))
     cfg = cls(**kwargs)
     validate = getattr(cfg, "validate", None)
     if callable(validate):

@@ -17,6 +17,7 @@ from PIL import Image
 
 from genlab.data.image import read_image
 from genlab.errors import DataError, UsageError
+from genlab.models.base import Inpaints
 
 NAMED_MASKS = ("left-half", "right-half", "top-half", "bottom-half", "center")
 """Regions `--mask` accepts by name (the region to fill); `center` is the middle half of each
@@ -77,7 +78,7 @@ def inpaint_file(
 ) -> np.ndarray:
     """n completions of the image file: uint8 (n, H, W) or (n, H, W, 3) at the image's size,
     equal to the image outside the mask. `options` go to `model.inpaint`."""
-    if not hasattr(model, "inpaint"):
+    if not isinstance(model, Inpaints):
         raise UsageError(f"'{model.family}' cannot inpaint; use a diffusion (ddpm) run")
     if not Path(image).is_file():
         raise UsageError(f"image not found: {image}")

@@ -23,7 +23,7 @@ from genlab.io.checkpoint import (
 from genlab.io.images import save_grid
 from genlab.io.manifest import new_manifest, read_manifest, write_manifest
 from genlab.metrics.features import load_judge
-from genlab.models.base import GenerativeModel
+from genlab.models.base import Freezes, GenerativeModel, UsesDataFiles
 from genlab.registry import get_family
 from genlab.runconfig import default_config, run_config_class
 from genlab.training.loop import Trainer
@@ -49,7 +49,7 @@ def build_model(
     """
     cls, _ = get_family(family)
     model = cls(model_cfg, info)
-    if files and hasattr(model, "use_data_files"):
+    if files and isinstance(model, UsesDataFiles):
         model.use_data_files(files)
     return model
 
@@ -196,7 +196,7 @@ def train(
     if init_from is not None:
         _init_weights(model, init_from)
     if tc.freeze_layers:
-        if not hasattr(model, "freeze"):
+        if not isinstance(model, Freezes):
             raise UsageError(f"'{family}' cannot freeze layers; remove train.freeze_layers")
         model.freeze(tc.freeze_layers)
     trainer = Trainer(model, dataset, tc, out, total_steps=total, quiet=quiet)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from genlab.errors import UsageError
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, LatentSpace
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -28,7 +28,7 @@ def interpolate(
 ) -> torch.Tensor:
     """`rows` latent interpolations of `steps` images each between random prior points:
     (rows * steps, C, H, W), row-major."""
-    if not (hasattr(model, "prior") and hasattr(model, "decode")):
+    if not isinstance(model, LatentSpace):
         raise UsageError(f"'{model.family}' has no latent space to interpolate in")
     if steps < 2:
         raise UsageError(f"--interpolate needs at least 2 steps; got {steps}")

@@ -29,7 +29,7 @@ Predict = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 def spaced_timesteps(timesteps: int, steps: int) -> list[int]:
     """`steps` timesteps evenly spread over 0 .. T-1, descending, starting at T - 1."""
     if not 1 <= steps <= timesteps:
-        raise UsageError(f"--steps must be between 1 and the model's {timesteps} timesteps")
+        raise UsageError(f"--sample-steps must be between 1 and the model's {timesteps} timesteps")
     ts = torch.linspace(0, timesteps - 1, steps, dtype=torch.float64).round().long()
     return sorted({int(t) for t in ts}, reverse=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -11,7 +12,14 @@ from tqdm import tqdm
 from genlab.data import Dataset
 from genlab.distributions import bits_per_dim
 from genlab.errors import DataError
-from genlab.models.base import GenerativeModel
+from genlab.models.base import (
+    CountsUnits,
+    DescribesNll,
+    EvidenceBound,
+    GenerativeModel,
+    Likelihood,
+    Predictor,
+)
 
 
 def check_compatible(model: GenerativeModel, data: Dataset) -> None:
@@ -57,8 +65,7 @@ def evaluate(
     *,
     batch_size: int = 256,
     seed: int = 0,
-    iw_samples: int | None = None,
-    nll_options: dict[str, Any] | None = None,
+    options: Any = None,
     anomaly_scores: bool = False,
     progress: bool = True,
     samples: int = 0,
@@ -76,11 +83,15 @@ def evaluate(
     to the same figure for real `split` images; the frozen `cnn` `judge`, by default the cached
     one trained `feature_steps` steps: genlab.judges.judge trains it).
     Sequence models (with `units(batch)`) also get the loss per token, perplexity and bits per
-    token, character and UTF-8 byte. `nll_options` go to the model's `nll` (e.g. the diffusion
-    bound's `bound_timesteps`); a model with `nll_method(**nll_options)` says which estimate it
-    computed (key `nll_method`).
+    token, character and UTF-8 byte. `options`: the family's `EvalOptions` (a dataclass or a
+    dict, e.g. the VAE's `iw_samples`, the diffusion bound's `bound_timesteps`); those not
+    None go to the model's `nll` and are reported; a model with `nll_method` says which estimate
+    it computed (key `nll_method`).
     """
     check_compatible(model, data)
+    if dataclasses.is_dataclass(options):
+        options = dataclasses.asdict(options)
+    nll_options = {k: v for k, v in (options or {}).items() if v is not None}
     model.eval()
     part = data.splits[split]
     n = len(part)
@@ -97,21 +108,21 @@ def evaluate(
         def gen(i: int = i) -> torch.Generator:  # the same draws for every metric of a batch
             return torch.Generator(device=model.device).manual_seed(seed * 100_003 + i)
 
-        if model.discriminative:
+        if isinstance(model, Predictor):
             collected.setdefault("pred", []).append(model.predict(batch["x"]).float().cpu())
             collected.setdefault("y", []).append(batch["y"].cpu())
             continue
-        if hasattr(model, "elbo"):
+        if isinstance(model, EvidenceBound):
             collected.setdefault("elbo", []).append(model.elbo(batch, generator=gen()).cpu())
-        if hasattr(model, "nll"):
-            kw = {**(nll_options or {}), **({"iw_samples": iw_samples} if iw_samples else {})}
-            collected.setdefault("nll", []).append(model.nll(batch, generator=gen(), **kw).cpu())
-        if hasattr(model, "units"):  # sequence models: tokens/characters/bytes each example scores
+        if isinstance(model, Likelihood):
+            nll = model.nll(batch, generator=gen(), **nll_options)
+            collected.setdefault("nll", []).append(nll.cpu())
+        if isinstance(model, CountsUnits):  # tokens/characters/bytes each example scores
             for unit, count in model.units(batch).items():
                 collected.setdefault(f"units:{unit}", []).append(count.cpu())
 
     cat = {k: torch.cat(v) for k, v in collected.items()}
-    if model.discriminative:
+    if isinstance(model, Predictor):
         pred, y = cat["pred"], cat["y"]
         if model.info.task == "classification":
             out["accuracy"] = (pred.argmax(-1) == y).float().mean().item()
@@ -128,10 +139,9 @@ def evaluate(
     if "nll" in cat:
         mean, se = _mean_and_stderr(cat["nll"])
         out |= {"nll_nats": mean, "nll_nats_stderr": se, "bits_per_dim": bits_per_dim(mean, dims)}
-        if hasattr(model, "nll_method"):
-            out["nll_method"] = model.nll_method(**(nll_options or {}))
-        if iw_samples or hasattr(model.cfg, "iw_samples"):
-            out["iw_samples"] = iw_samples or model.cfg.iw_samples
+        if isinstance(model, DescribesNll):
+            out["nll_method"] = model.nll_method(**nll_options)
+        out |= nll_options
         out |= _per_unit(cat)
     if anomaly_scores:
         scores = -cat["elbo"] if "elbo" in cat else cat.get("nll")

@@ -21,7 +21,7 @@ real-vs-real baseline).
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import math
 import time
 import warnings
@@ -177,8 +177,8 @@ def _split_images(data: Dataset, split: str, index: torch.Tensor) -> torch.Tenso
 
 def is_conditional(model: Any) -> bool:
     """Whether the model generates a requested class (`sample(..., class_label=K)`)."""
-    takes = inspect.signature(model.sample).parameters
-    return bool(getattr(model.cfg, "conditional", False)) and "class_label" in takes
+    takes = {f.name for f in dataclasses.fields(model.SampleOptions)}
+    return "class_label" in takes and bool(getattr(model.cfg, "conditional", False))
 
 
 @torch.no_grad()

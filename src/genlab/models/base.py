@@ -151,6 +151,13 @@ class Freezes(Protocol):
 
 
 @runtime_checkable
+class UsesDataFiles(Protocol):
+    def use_data_files(self, files: dict[str, bytes]) -> None:
+        """Take what the model needs from the data's files (e.g. a text tokenizer)."""
+        ...
+
+
+@runtime_checkable
 class Completes(Protocol):
     def complete(self, x: torch.Tensor, rows: int, **options: Any) -> torch.Tensor:
         """Keep the top `rows` rows of images x and generate the rest."""
@@ -166,8 +173,29 @@ class Inpaints(Protocol):
 
 @runtime_checkable
 class Streams(Protocol):
-    def sample(self, n: int, *, stream: Callable[[str], None] | None = None, **options: Any) -> Any:
-        """Samples that can be streamed piece by piece as they are generated (text)."""
+    # not `sample(..., stream=)`: a Protocol matches by method name, and every family has `sample`
+    def stream(
+        self,
+        emit: Callable[[str], None],
+        *,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> str:
+        """One sample handed to `emit` piece by piece as it is generated (text); returns it."""
+        ...
+
+
+@runtime_checkable
+class DescribesNll(Protocol):
+    def nll_method(self, **options: Any) -> str:
+        """Which estimate `nll(batch, **options)` computes (exact, a bound, K samples...)."""
+        ...
+
+
+@runtime_checkable
+class CountsUnits(Protocol):
+    def units(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Sequence models: the tokens, characters, bytes... that `nll` scores per example."""
         ...
 
 

@@ -47,6 +47,7 @@ class CNN(GenerativeModel):
     description = "LeNet-style convolution + pooling classifier; genlab's metric feature extractor"
     discriminative = True
     Config = Config
+    tiny = ("model.channels=[4,8]", "model.hidden=[16]")
 
     def __init__(self, cfg: Config, info: DataInfo) -> None:
         super().__init__(cfg, info)

@@ -75,7 +75,7 @@ class Config:
     sampler: Literal["ddpm", "ddim"] = "ddim"
     """Default sampler: ancestral DDPM or DDIM (`genlab sample --sampler`)."""
     sample_steps: int = 50
-    """Default number of sampling steps, evenly spread over the T timesteps (`--steps`)."""
+    """Default number of sampling steps, evenly spread over the T timesteps (`--sample-steps`)."""
     eta: float = 0.0
     """Default DDIM stochasticity: 0 deterministic, 1 the ancestral variance (`--eta`)."""
     guidance_scale: float = 1.0
@@ -118,12 +118,54 @@ class Config:
             raise UsageError("model.eta and model.nll_timesteps must be 0 or more")
 
 
+@dataclass(frozen=True)
+class SampleOptions:
+    sampler: Literal["ddpm", "ddim"] | None = None
+    """Sampler: ancestral DDPM or DDIM (default: the run's model.sampler)."""
+    sample_steps: int | None = field(
+        default=None, metadata={"aliases": ("--steps",), "metavar": "N"}
+    )
+    """Denoising steps, evenly spread over the T timesteps (default: model.sample_steps)."""
+    eta: float | None = None
+    """DDIM noise: 0 deterministic, 1 the ancestral variance (default: model.eta)."""
+    class_label: int | None = field(default=None, metadata={"flag": "--class", "metavar": "K"})
+    """The class to generate (class-conditional runs); default: classes drawn uniformly."""
+    guidance_scale: float | None = field(default=None, metadata={"metavar": "W"})
+    """Classifier-free guidance: 1 conditional, 0 unconditional, above 1 stronger (default:
+    model.guidance_scale)."""
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    bound_timesteps: int | None = field(default=None, metadata={"metavar": "K"})
+    """Timesteps drawn per image for the Monte-Carlo estimate of the variational bound, or 0
+    for the exact sum over all timesteps (default: model.nll_timesteps)."""
+
+    def validate(self) -> None:
+        if self.bound_timesteps is not None and self.bound_timesteps < 0:
+            raise UsageError(
+                f"--bound-timesteps must be 0 (all) or more; got {self.bound_timesteps}"
+            )
+
+
 class DDPM(GenerativeModel):
     family = "ddpm"
     description = (
         "diffusion (DDPM/DDIM): U-Net, eps/x0/v objectives, guidance, inpainting, bits/dim bound"
     )
     Config = Config
+    SampleOptions = SampleOptions
+    EvalOptions = EvalOptions
+    tiny = (
+        "model.channels=8",
+        "model.channel_mult=[1,2]",
+        "model.attention=[1]",
+        "model.head_channels=8",
+        "model.norm_groups=4",
+        "model.timesteps=100",
+        "model.sample_steps=5",
+        "model.nll_timesteps=4",
+    )
 
     def __init__(self, cfg: Config, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -143,7 +185,7 @@ class DDPM(GenerativeModel):
         self.schedule = make_schedule(cfg.schedule, cfg.timesteps)
 
     # the network's output, read through the objective -------------------------------------
-    def predict(
+    def denoise(
         self, x_t: torch.Tensor, t: int | torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(predicted x_0, predicted noise) at noisy images x_t (B, C, H, W) in [-1, 1] scale."""
@@ -165,10 +207,10 @@ class DDPM(GenerativeModel):
         (the objectives are affine in the output, so this is guidance on eps).
         """
         if labels is None or scale == 1:
-            return lambda x, t: self.predict(x, t, labels)
+            return lambda x, t: self.denoise(x, t, labels)
         null = torch.full_like(labels, self.num_classes)
         if scale == 0:
-            return lambda x, t: self.predict(x, t, null)
+            return lambda x, t: self.denoise(x, t, null)
 
         def predict(x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
             tt = torch.full((2 * len(x),), t, device=x.device)
@@ -192,7 +234,7 @@ class DDPM(GenerativeModel):
         return {"loss": F.mse_loss(self.net(x_t, t, labels), target)}
 
     # sampling -------------------------------------------------------------------------------
-    def _options(self, sampler, steps, eta, class_label, guidance_scale):
+    def _options(self, sampler, sample_steps, eta, class_label, guidance_scale):
         cfg = self.cfg
         sampler = cfg.sampler if sampler is None else sampler
         if sampler not in samplers.SAMPLERS:
@@ -200,7 +242,7 @@ class DDPM(GenerativeModel):
         eta = cfg.eta if eta is None else eta
         if eta < 0:
             raise UsageError(f"--eta must be 0 or more; got {eta}")
-        steps = cfg.sample_steps if steps is None else steps
+        steps = cfg.sample_steps if sample_steps is None else sample_steps
         timesteps = samplers.spaced_timesteps(cfg.timesteps, steps)
         if not self.num_classes and (class_label is not None or guidance_scale is not None):
             raise UsageError(
@@ -222,18 +264,19 @@ class DDPM(GenerativeModel):
         *,
         generator: torch.Generator | None = None,
         sampler: str | None = None,
-        steps: int | None = None,
+        sample_steps: int | None = None,
         eta: float | None = None,
         class_label: int | None = None,
         guidance_scale: float | None = None,
     ) -> torch.Tensor:
-        """n images (n, C, H, W) in [0, 1] by `sampler` (ddpm or ddim) over `steps` timesteps.
+        """n images (n, C, H, W) in [0, 1] by `sampler` (ddpm or ddim) over `sample_steps`
+        timesteps.
 
         Conditional models draw labels uniformly unless `class_label` is given, and are guided
         with `guidance_scale`. Defaults come from the config (`model.sampler`, ...).
         """
         sampler, timesteps, eta, scale = self._options(
-            sampler, steps, eta, class_label, guidance_scale
+            sampler, sample_steps, eta, class_label, guidance_scale
         )
         labels = self._labels(n, class_label, generator)
         out = []
@@ -262,7 +305,7 @@ class DDPM(GenerativeModel):
         generator: torch.Generator | None = None,
         rounds: int = 5,
         sampler: str | None = None,
-        steps: int | None = None,
+        sample_steps: int | None = None,
         eta: float | None = None,
         class_label: int | None = None,
         guidance_scale: float | None = None,
@@ -276,7 +319,7 @@ class DDPM(GenerativeModel):
         if rounds < 1:
             raise UsageError(f"--resample-rounds must be at least 1; got {rounds}")
         sampler, timesteps, eta, scale = self._options(
-            sampler, steps, eta, class_label, guidance_scale
+            sampler, sample_steps, eta, class_label, guidance_scale
         )
         keep = ~fill.to(torch.bool).to(x.device)
         labels = self._labels(len(x), class_label, generator)
@@ -369,7 +412,7 @@ class DDPM(GenerativeModel):
     def _kl_term(self, x0, t, generator) -> torch.Tensor:
         """KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)) at one draw of x_t, in nats, (B,)."""
         x_t = self.schedule.add_noise(x0, randn_like(x0, generator), t)
-        x0_pred, _ = self.predict(x_t, t, self._null(x0))
+        x0_pred, _ = self.denoise(x_t, t, self._null(x0))
         mean_q, var = self.schedule.posterior(x0, x_t, t)
         mean_p, _ = self.schedule.posterior(x0_pred, x_t, t)
         return ((mean_q - mean_p) ** 2 / (2 * var)).flatten(1).sum(1)
@@ -385,7 +428,7 @@ class DDPM(GenerativeModel):
         intensity bin (Ho et al. 2020, eq. 13), in nats, (B,)."""
         t = torch.zeros(len(x0), dtype=torch.long, device=x0.device)
         x_t = self.schedule.add_noise(x0, randn_like(x0, generator), t)
-        x0_pred, _ = self.predict(x_t, t, self._null(x0))
+        x0_pred, _ = self.denoise(x_t, t, self._null(x0))
         # the reverse variance at t = 0 is that of t = 1 (the posterior's is 0 there)
         _, var = self.schedule.posterior(x0[:1], x0[:1], torch.ones(1, device=x0.device))
         log_scale = 0.5 * var.log() - math.log(2)  # the scale in [0, 1] pixel units

@@ -151,6 +151,19 @@ class Discriminator(nn.Module):
         return logit
 
 
+@dataclass(frozen=True)
+class SampleOptions:
+    temperature: float = 1.0
+    """Scale of the latent noise, z ~ N(0, temperature^2 I) (the truncation trick's
+    cousin): below 1 gives typical, less varied images."""
+    class_label: int | None = field(default=None, metadata={"flag": "--class", "metavar": "K"})
+    """The class to generate (class-conditional runs); default: classes drawn uniformly."""
+
+    def validate(self) -> None:
+        if self.temperature <= 0:
+            raise UsageError(f"--temperature must be positive; got {self.temperature}")
+
+
 class GAN(GenerativeModel):
     family = "gan"
     description = (
@@ -159,6 +172,8 @@ class GAN(GenerativeModel):
     )
     selection: ClassVar[Selection] = Selection(mode="last")
     Config = Config
+    SampleOptions = SampleOptions
+    tiny = ("model.channels=[8,16]", "model.latent_dim=8", "model.monitor_samples=0")
 
     def __init__(self, cfg: Config, info: DataInfo) -> None:
         super().__init__(cfg, info)

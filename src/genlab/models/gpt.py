@@ -194,6 +194,7 @@ class GPT(LanguageModel):
     family = "gpt"
     description = "decoder-only transformer language model (char or BPE tokens); KV-cached sampling"
     Config = Config
+    tiny = ("model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=16")
 
     def __init__(self, cfg: Config, info: DataInfo) -> None:
         super().__init__(cfg, info)

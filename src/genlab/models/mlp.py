@@ -43,6 +43,7 @@ class MLP(GenerativeModel):
     description = "feed-forward network: classifier or regressor on images or CSV columns"
     discriminative = True
     Config = Config
+    tiny = ("model.hidden=[32]",)
 
     def __init__(self, cfg: Config, info: DataInfo) -> None:
         super().__init__(cfg, info)

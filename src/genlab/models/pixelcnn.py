@@ -22,7 +22,7 @@ stack once per pixel on that row's prefix only, which gives the same logits as t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -150,6 +150,18 @@ class GatedLayer(nn.Module):
         return h + out if self.residual else out
 
 
+@dataclass(frozen=True)
+class SampleOptions:
+    temperature: float = 1.0
+    """Softmax temperature of each pixel's distribution: below 1 sharpens it."""
+    class_label: int | None = field(default=None, metadata={"flag": "--class", "metavar": "K"})
+    """The class to generate (class-conditional runs); default: classes drawn uniformly."""
+
+    def validate(self) -> None:
+        if self.temperature <= 0:
+            raise UsageError(f"--temperature must be positive; got {self.temperature}")
+
+
 class PixelCNN(GenerativeModel):
     family = "pixelcnn"
     description = (
@@ -157,6 +169,8 @@ class PixelCNN(GenerativeModel):
         "and completion"
     )
     Config = Config
+    SampleOptions = SampleOptions
+    tiny = ("model.channels=8", "model.layers=3", "model.head=16")
 
     def __init__(self, cfg: Config, info: DataInfo) -> None:
         super().__init__(cfg, info)

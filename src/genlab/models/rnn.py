@@ -67,6 +67,7 @@ class RNN(LanguageModel):
     family = "rnn"
     description = "recurrent language model (rnn, gru or lstm cells), truncated BPTT"
     Config = Config
+    tiny = ("model.hidden=32", "model.embed=16", "model.seq_len=16", "model.bptt=8")
 
     def __init__(self, cfg: Config, info: DataInfo) -> None:
         super().__init__(cfg, info)

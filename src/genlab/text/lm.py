@@ -11,6 +11,7 @@ handed to the model by `use_data_files` when the run is loaded.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -23,8 +24,33 @@ from genlab.text.decoding import Stepper, check_options, generate
 from genlab.text.tokenizer import FILE, Tokenizer, tokenizer_from_json
 
 
+@dataclass(frozen=True)
+class SampleOptions:
+    prompt: str = ""
+    """Text to continue (default: start after a newline)."""
+    max_new_tokens: int = 200
+    """Tokens to generate after the prompt."""
+    temperature: float = 1.0
+    """Softmax temperature: below 1 sharper, above 1 more varied."""
+    top_k: int | None = field(default=None, metadata={"metavar": "K"})
+    """Draw only among the K likeliest tokens (1: greedy decoding)."""
+    top_p: float | None = field(default=None, metadata={"metavar": "P"})
+    """Draw from the smallest set of tokens whose probability mass is at least P (nucleus)."""
+
+    def validate(self) -> None:
+        check_options(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+        )
+
+
 class LanguageModel(GenerativeModel):
     """Base of autoregressive token models (gpt, rnn)."""
+
+    SampleOptions = SampleOptions
+    tiny_data = "text"
 
     def __init__(self, cfg: Any, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -194,3 +220,13 @@ class LanguageModel(GenerativeModel):
                 stream(tail)
         new = out[:, len(context) :].tolist()
         return [prompt + tok.decode(row) for row in new]
+
+    def stream(
+        self,
+        emit: Callable[[str], None],
+        *,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> str:
+        """One text handed to `emit` piece by piece as it is generated; returns it whole."""
+        return self.sample(1, generator=generator, stream=emit, **options)[0]

@@ -42,7 +42,7 @@ from genlab.io.checkpoint import (
     save_checkpoint,
 )
 from genlab.io.journal import truncate_journal
-from genlab.models.base import GenerativeModel, Selection
+from genlab.models.base import GenerativeModel, ReportsHealth, Selection
 from genlab.training.config import TrainConfig
 from genlab.training.optim import build_optimizer, lr_at
 from genlab.training.runtime import (
@@ -321,7 +321,7 @@ class Trainer:
         """The model's own training-health figures at an evaluation (when it has `health`);
         its warnings are printed as warning lines and kept in metrics.jsonl."""
         model = self.eval_model
-        if not hasattr(model, "health"):
+        if not isinstance(model, ReportsHealth):
             return {}
         was_training = model.training
         model.eval()

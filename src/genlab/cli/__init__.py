@@ -1,0 +1,68 @@
+"""genlab's command line: list | train | sample | eval | bench.
+
+Exit status: 0 success, 1 data or run-time error, 2 usage or configuration error, 130 stopped
+by Ctrl-C (after saving a checkpoint). Errors print one line; --debug shows the traceback.
+
+One module per verb; `parser` holds the top-level parser and the flags that families'
+option dataclasses become. `sample` and `eval` read the run's family before they parse, so
+that each run takes its own family's options.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from genlab.errors import GenlabError
+
+RUN_VERBS = ("sample", "eval")
+"""Verbs whose options depend on the run's family: parsed by their own modules."""
+
+
+def _verb_words(argv: list[str], verb: str) -> list[str]:
+    """The words after the verb (top-level options before it take no value)."""
+    for i, word in enumerate(argv):
+        if word == verb:
+            return argv[i + 1 :]
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    from genlab.cli import bench, evaluation, listing, parser, sample, train
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = parser.top_parser()
+    args, _ = top.parse_known_args(argv)
+    if args.verb is None:
+        top.print_help()
+        return 2
+    debug = args.debug
+    if args.verb in RUN_VERBS:
+        words = _verb_words(argv, args.verb)
+        debug = debug or "--debug" in words
+        verb_run = {"sample": sample.run, "eval": evaluation.run}[args.verb]
+
+        def call() -> int:
+            return verb_run(words)
+    else:
+        args = top.parse_args(argv)  # strict: an unknown word is argparse's usage error
+        verb_run = {"list": listing.run, "train": train.run, "bench": bench.run}[args.verb]
+
+        def call() -> int:
+            return verb_run(args)
+
+    try:
+        return call()
+    except GenlabError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"genlab {args.verb}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"genlab {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `genlab train ... --print-config | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,99 @@
+"""`genlab bench`: train, sample and evaluate several families side by side on the same data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from genlab.cli.parser import add_device, common
+
+EPILOG = """examples:
+  genlab bench --data mnist-sample --families vae,gan,pixelcnn --budget-minutes 5 --out bench/
+  genlab bench --data path/to/mnist --preset mnist --budget-minutes 30 --out runs/bench \\
+      --set gan:model.loss=hinge --set train.batch_size=64
+"""
+
+
+def add_parser(sub: Any) -> None:
+    b = sub.add_parser(
+        "bench",
+        help="train, sample and evaluate several families side by side on the same data",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common()],
+    )
+    b.add_argument("--data", required=True, help="image data: a built-in name or a path")
+    b.add_argument("--out", required=True, help="folder for runs/, comparison.md/.json, PNGs")
+    b.add_argument(
+        "--families",
+        default="vae,gan,pixelcnn",
+        help="comma-separated generative families (default vae,gan,pixelcnn)",
+    )
+    b.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=10.0,
+        metavar="M",
+        help="wall-clock training budget of each family (default 10)",
+    )
+    b.add_argument("--samples", type=int, default=1000, help="generated images scored per family")
+    b.add_argument("--seed", type=int, default=0, help="training and sampling seed (default 0)")
+    b.add_argument("--preset", help="use each family's preset of this name where it has one")
+    b.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="[FAMILY:]KEY=VALUE",
+        help="override a setting for every family, or for one with a FAMILY: prefix",
+    )
+    b.add_argument(
+        "--feature-steps", type=int, default=2000, metavar="N", help="as for genlab eval"
+    )
+    b.add_argument(
+        "--calibration-steps",
+        type=int,
+        default=10,
+        metavar="K",
+        help="timed steps that size each family's run to the budget (default 10)",
+    )
+    b.add_argument(
+        "--nll-examples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="likelihoods on the first N test images only (default 0: all)",
+    )
+    # default None: each run's train.device (auto); given, it is the train.device setting
+    add_device(b, what="train the families", default=None)
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(a: argparse.Namespace) -> int:
+    from genlab.bench import bench, parse_families
+    from genlab.hardware import resolve_device
+
+    overrides = list(a.overrides)
+    if a.device is not None:
+        resolve_device(a.device)
+        overrides.append(f"train.device={a.device}")
+    comparison = bench(
+        a.data,
+        a.out,
+        families=parse_families(a.families),
+        budget_minutes=a.budget_minutes,
+        samples=a.samples,
+        seed=a.seed,
+        preset=a.preset,
+        overrides=overrides,
+        feature_steps=a.feature_steps,
+        calibration_steps=a.calibration_steps,
+        nll_examples=a.nll_examples,
+        quiet=a.quiet or not sys.stderr.isatty(),
+    )
+    print((Path(a.out) / "comparison.md").read_text())
+    names = ", ".join(f"samples-{f}.png" for f in comparison["families"])
+    print(f"wrote {a.out}/comparison.md, comparison.json, {names}")
+    return 0
