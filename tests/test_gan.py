@@ -219,7 +219,7 @@ def test_trains_in_bf16_autocast_with_finite_losses(tmp_path, digits):
 
 def test_the_summary_says_the_latest_checkpoint_counts_as_best(tmp_path, capsys):
     """A GAN's selection is "last": no "best 0.18 at step 200" for an adversarial loss."""
-    from genlab.cli import _print_summary
+    from genlab.cli.train import print_summary as _print_summary
 
     run = genlab.train(
         "gan", "digits", tmp_path / "g", overrides=tiny_overrides("gan"), steps=4, quiet=True

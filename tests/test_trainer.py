@@ -416,7 +416,7 @@ def test_bf16_runs_matrix_products_in_bfloat16_keeps_float32_weights_and_learns(
 def test_the_family_selection_picks_the_best_checkpoint_and_stops_early(
     mode, accuracies, best_step, stop_step, tmp_path, monkeypatch, capsys
 ):
-    from genlab.cli import _print_summary
+    from genlab.cli.train import print_summary as _print_summary
     from genlab.models.base import Selection
 
     figures = iter(accuracies)
@@ -441,7 +441,7 @@ def test_the_family_selection_picks_the_best_checkpoint_and_stops_early(
 def test_selection_last_keeps_the_latest_as_best_and_never_stops_early(
     tmp_path, monkeypatch, capsys
 ):
-    from genlab.cli import _print_summary
+    from genlab.cli.train import print_summary as _print_summary
     from genlab.models.base import Selection
 
     monkeypatch.setattr(MLP, "selection", Selection(mode="last"))

@@ -332,22 +332,26 @@ def _stream(model, a, kind, out, g, options: dict[str, Any], device) -> int:
     """Print -n samples as they are generated; write them to --out as well."""
     import torch
 
-    if device.type == "cpu":
-        # one thread, no oneDNN: a few texts decode faster so (tiny ops); the CLI owns its
-        # process, library sampling leaves process-wide settings alone
-        torch.set_num_threads(1)
-        torch.backends.mkldnn.enabled = False
-
     def emit(piece: str) -> None:
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    samples = []
-    for i in range(a.n):
-        if i:
-            emit(TEXT_SEPARATOR)
-        samples.append(model.stream(emit, generator=g, **options))
-    emit("\n")
+    # one token at a time is a chain of tiny operations: a second thread only waits on the
+    # first (far more on a busy machine). The command line owns its process, so it decodes on
+    # one thread; library sampling leaves process-wide settings alone. Restored afterwards,
+    # for callers of main() in a longer-lived process.
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        samples = []
+        for i in range(a.n):
+            if i:
+                emit(TEXT_SEPARATOR)
+            samples.append(model.stream(emit, generator=g, **options))
+        emit("\n")
+    finally:
+        torch.set_num_threads(threads)
     if out is not None:
         paths = kind.write(samples, out, model.info)
         shown = ", ".join(str(p) for p in paths)
