@@ -8,11 +8,14 @@ interleaved, `--rounds` rounds, and each figure is the median over rounds (min a
 printed beside it: the machine may be shared).
 
 Contenders, each under the process's settings ("lib": what a library call gets) and under
-1 thread with oneDNN off ("1t_nodnn", the settings genlab's sampling used to force itself):
+1 thread with oneDNN off ("1t_nodnn", the settings genlab's sampling used to force itself;
+`--modes` adds "1t" and "nodnn", one of the two):
 - gpt_fused: the KV cache through the fused step (what `model.generate_ids` uses);
 - gpt_module: the KV cache through the model's own modules (`cached_stepper(fused=False)`);
 - gpt_uncached: recomputing the last 64 tokens every step;
-- lstm / gru: the carried state (`model.generate_ids`).
+- lstm / gru: the carried state (`model.generate_ids`: one cell-function step per layer);
+- lstm_kernel / gru_kernel: the carried state through the whole-sequence recurrent kernel
+  (`RNN.run`) on each new token, the step genlab used before.
 
 Prints key=value lines: <contender>_<settings>_tokens_per_s, and its _min / _max.
 
@@ -46,15 +49,19 @@ def info(context: int) -> DataInfo:
     )  # fmt: skip
 
 
+MODES = {"lib": (None, None), "1t": (1, None), "nodnn": (None, False), "1t_nodnn": (1, False)}
+"""Settings -> (threads, oneDNN) set around a contender; None keeps the process's."""
+
+
 @contextlib.contextmanager
 def settings(name: str) -> Iterator[None]:
-    """The process's own settings ("lib"), or 1 thread with oneDNN off ("1t_nodnn")."""
-    if name == "lib":
-        yield
-        return
+    """The process's own settings ("lib"), or those of MODES[name] for the duration."""
     threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    torch.set_num_threads(1)
-    torch.backends.mkldnn.enabled = False
+    want_threads, want_onednn = MODES[name]
+    if want_threads is not None:
+        torch.set_num_threads(want_threads)
+    if want_onednn is not None:
+        torch.backends.mkldnn.enabled = want_onednn
     try:
         yield
     finally:
@@ -82,12 +89,31 @@ def contenders(batch: int) -> dict[str, Callable[[int], torch.Tensor]]:
 
         return run
 
+    def kernel_steps(model: RNN) -> Callable[[int], torch.Tensor]:
+        class KernelStepper:
+            def start(self, ids: torch.Tensor) -> torch.Tensor:
+                logits, self.h = model.run(ids)
+                return logits[:, -1]
+
+            def advance(self, token: torch.Tensor) -> torch.Tensor:
+                logits, self.h = model.run(token[:, None], self.h)
+                return logits[:, -1]
+
+        def run(k: int) -> torch.Tensor:
+            g = torch.Generator().manual_seed(1)
+            with torch.inference_mode():
+                return generate(KernelStepper(), ids, k, generator=g)
+
+        return run
+
     return {
         "gpt_fused": cached_gpt(True),
         "gpt_module": cached_gpt(False),
         "gpt_uncached": draw(gpt, cached=False),
         "lstm": draw(lstm),
+        "lstm_kernel": kernel_steps(lstm),
         "gru": draw(gru),
+        "gru_kernel": kernel_steps(gru),
     }
 
 
@@ -97,6 +123,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--only", default="", help="comma-separated contenders (default: all)")
+    p.add_argument(
+        "--modes", default="lib,1t_nodnn", help=f"comma-separated, of {', '.join(MODES)}"
+    )
     a = p.parse_args()
     runs = contenders(a.batch)
     if a.only:
@@ -104,7 +133,7 @@ def main() -> None:
     rates: dict[str, list[float]] = {}
     for _ in range(a.rounds):
         for name, draw in runs.items():
-            for mode in ("lib", "1t_nodnn"):
+            for mode in a.modes.split(","):
                 with settings(mode):
                     draw(20)  # warm-up
                     t0 = time.perf_counter()
