@@ -121,8 +121,8 @@ class StateStepper:
     """Carries the hidden state: the prompt is read by `RNN.run`, then each new token costs one
     recurrent step, computed layer by layer with the cell functions of `STEP_CELLS` on the
     model's own weights: the same function as `RNN.run` on one token (tested), without the
-    set-up of a whole-sequence recurrent kernel (oneDNN's, on CPUs) per token. Sampling
-    semantics whatever the model's mode: no dropout."""
+    set-up of a whole-sequence recurrent kernel (oneDNN's, on CPUs) per token. The steps apply
+    no dropout whatever the model's mode (sampling runs in eval mode)."""
 
     def __init__(self, model: RNN) -> None:
         self.model, self.h = model, None
