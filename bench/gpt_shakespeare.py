@@ -3,7 +3,8 @@
 Trains `gpt` (preset `shakespeare-cpu`: n_layer 4, n_head 4, n_embd 128, no biases, block_size
 64, batch_size 12, dropout 0, AdamW betas (0.9, 0.99), weight decay 0.1, clipping 1.0, lr 1e-3
 with 100 warm-up steps and cosine decay to 1e-4 at the last step, 90/10 split) through genlab's
-own loop, then measures sampling 500 new tokens at batch 1, with and without the key/value cache.
+own loop, then measures sampling 500 new tokens at batch 1 on one thread (as the command line
+decodes a small batch), with and without the key/value cache.
 
 The preset turns on bfloat16 matrix products where the CPU has native bfloat16 arithmetic
 (printed as bf16=True); nanoGPT runs in float32 on a CPU.
@@ -281,9 +282,12 @@ def sampling_rates(run: str, n: int, reference: bool) -> dict[str, float]:
     thread and at the default thread count): the median of 5 interleaved rounds of each."""
     model = genlab.load(run, which="latest")
     ids = torch.tensor([model.start_ids()])
+    # one thread, as `genlab sample` decodes a small batch (library calls leave threads alone)
     contenders = {
-        "cached": lambda k: model.generate_ids(ids, k, generator=torch.Generator().manual_seed(1)),
-        "uncached": lambda k: model.generate_ids(ids, k, cached=False),
+        "cached": lambda k: _with_threads(
+            1, model.generate_ids, ids, k, generator=torch.Generator().manual_seed(1)
+        ),
+        "uncached": lambda k: _with_threads(1, model.generate_ids, ids, k, cached=False),
     }
     if reference:  # its speed does not depend on its weights
         ref = RefGPT(model.vocab_size).eval()
@@ -301,12 +305,12 @@ def sampling_rates(run: str, n: int, reference: bool) -> dict[str, float]:
     return {name: float(np.median(r)) for name, r in rates.items()}
 
 
-def _with_threads(n: int, fn, *args):
-    """fn(*args) on n threads."""
+def _with_threads(n: int, fn, *args, **kwargs):
+    """fn(*args, **kwargs) on n threads."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     finally:
         torch.set_num_threads(before)
 

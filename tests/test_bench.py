@@ -74,7 +74,7 @@ def test_bad_requests(tmp_path):
     assert family_overrides("gan", sets) == ["train.lr=1e-3", "model.loss=hinge"]
     with pytest.raises(UsageError, match="same data"):
         family_overrides("gan", ["gan:data.seed=3"])
-    with pytest.raises(DataError, match="'gpt' needs text data"):
+    with pytest.raises(DataError, match="'gpt' needs token sequences"):
         bench("digits", tmp_path, families=["vae", "gpt"], budget_minutes=1)
     with pytest.raises(UsageError, match="did you mean model.beta"):
         bench("digits", tmp_path, families=["vae"], budget_minutes=1, overrides=["vae:model.bta=2"])

@@ -13,10 +13,10 @@ from genlab.data import DataInfo
 from genlab.data.text import TextRecord
 from genlab.errors import RunError, UsageError
 from genlab.hardware import native_bf16
-from genlab.models.gpt import GPT, Config, attend, attention_mask
+from genlab.models.gpt import GPT, Config, KVCache, attend, attention_mask
 from genlab.run import resolve_config
+from genlab.sequence.decoding import filter_logits, generate, next_token
 from genlab.text import train_tokenizer
-from genlab.text.decoding import filter_logits, next_token
 
 VOCAB = "abcdefghijklmnopqrstuvwxyz .\n"
 
@@ -33,10 +33,21 @@ def make_gpt(**kw) -> GPT:
     return model
 
 
-def run_steps(model: GPT, prompt: torch.Tensor, steps: int, cached: bool, forced=None):
+PATHS = ("fused", "module", "recompute")
+"""The decoding paths: the KV cache through the fused step (the default) or through the
+model's modules, and recomputing the context every step."""
+
+
+def stepper_of(model: GPT, path: str):
+    if path == "recompute":
+        return model.stepper(cached=False)
+    return model.cached_stepper(fused=path == "fused")
+
+
+def run_steps(model: GPT, prompt: torch.Tensor, steps: int, path: str, forced=None):
     """Decoding through a stepper, greedy or feeding the `forced` (B, steps) tokens; each step's
     logits and the context they were predicted from."""
-    stepper = model.stepper(cached)
+    stepper = stepper_of(model, path)
     logits, contexts, ids = [], [], prompt
     with torch.no_grad():
         out = stepper.start(prompt)
@@ -52,7 +63,7 @@ def run_steps(model: GPT, prompt: torch.Tensor, steps: int, cached: bool, forced
 @pytest.mark.parametrize(
     ("attention", "bias"), [("dense", False), ("local", False), ("strided", False), ("dense", True)]
 )
-def test_cached_and_uncached_greedy_decoding_agree_within_the_context(attention, bias):
+def test_fused_module_and_uncached_greedy_decoding_agree_within_the_context(attention, bias):
     model = make_gpt(attention=attention, window=4, bias=bias)
     if bias:  # biases start at zero: give them values, so that a dropped one would show
         with torch.no_grad():
@@ -61,29 +72,31 @@ def test_cached_and_uncached_greedy_decoding_agree_within_the_context(attention,
                     p.normal_(0, 0.1, generator=torch.Generator().manual_seed(len(name)))
     prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
     steps = model.cfg.block_size - prompt.shape[1]  # fills the context exactly
-    ids_c, logits_c, _ = run_steps(model, prompt, steps, cached=True)
-    ids_u, logits_u, _ = run_steps(model, prompt, steps, cached=False)
-    assert torch.equal(ids_c, ids_u)
-    for a, b in zip(logits_c, logits_u, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
-    # and on varied text: random tokens fed through both paths
+    ids_u, logits_u, _ = run_steps(model, prompt, steps, "recompute")
     forced = torch.randint(0, len(VOCAB), (2, steps), generator=torch.Generator().manual_seed(1))
-    _, logits_c, _ = run_steps(model, prompt, steps, cached=True, forced=forced)
-    _, logits_u, _ = run_steps(model, prompt, steps, cached=False, forced=forced)
-    for a, b in zip(logits_c, logits_u, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    _, forced_u, _ = run_steps(model, prompt, steps, "recompute", forced=forced)
+    for path in ("fused", "module"):
+        ids_c, logits_c, _ = run_steps(model, prompt, steps, path)
+        assert torch.equal(ids_c, ids_u), path
+        for a, b in zip(logits_c, logits_u, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+        # and on varied text: random tokens fed through both paths
+        _, logits_c, _ = run_steps(model, prompt, steps, path, forced=forced)
+        for a, b in zip(logits_c, forced_u, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("path", ["fused", "module"])
 @pytest.mark.parametrize(
     ("size", "attention"),
     [(16, "dense"), (16, "local"), (16, "strided"), (1, "dense"), (2, "dense"), (3, "local")],
 )
-def test_past_the_context_every_token_sees_at_most_block_size_tokens(size, attention):
+def test_past_the_context_every_token_sees_at_most_block_size_tokens(size, attention, path):
     model = make_gpt(block_size=size, attention=attention, window=4)
     prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])  # two sequences, longer than some contexts
     g = torch.Generator().manual_seed(2)
     forced = torch.randint(0, len(VOCAB), (2, 4 * size + 4), generator=g)
-    ids, logits, contexts = run_steps(model, prompt, 4 * size + 4, cached=True, forced=forced)
+    ids, logits, contexts = run_steps(model, prompt, 4 * size + 4, path, forced=forced)
     for step, (out, ctx) in enumerate(zip(logits, contexts, strict=True)):
         end = prompt.shape[1] + step  # tokens known when this step's logits were computed
         assert min(size, (size + 1) // 2, end) <= ctx.shape[1] <= size
@@ -91,14 +104,14 @@ def test_past_the_context_every_token_sees_at_most_block_size_tokens(size, atten
         with torch.no_grad():  # the same logits as a plain forward pass on that context
             torch.testing.assert_close(out, model.logits(ctx)[:, -1], atol=1e-5, rtol=0)
     # the cache is rebuilt, never grown: it holds at most block_size positions
-    stepper = model.stepper(True)
+    stepper = stepper_of(model, path)
     with torch.no_grad():
         stepper.start(prompt)
         for t in ids[:, 3:].t():
             stepper.advance(t)
-            assert stepper.cache.length <= size and stepper.cache.rows.shape[1] == size
+            assert stepper.cache.length <= size and stepper.cache.size == size
     # the uncached path slides: every step reads the last block_size tokens
-    _, logits_u, contexts_u = run_steps(model, prompt, 4 * size + 4, cached=False)
+    _, logits_u, contexts_u = run_steps(model, prompt, 4 * size + 4, "recompute")
     assert max(c.shape[1] for c in contexts_u) == size
 
 
@@ -111,6 +124,40 @@ def test_a_prompt_longer_than_the_context_is_cropped():
     with torch.no_grad():
         first = model.logits(ids[:, -16:])[0, -1].argmax().item()
     assert text[len(prompt)] == model.tokenizer.decode([first])
+
+
+@pytest.mark.parametrize("attention", ["dense", "strided"])
+def test_cached_generation_through_the_modules_equals_recomputing_token_for_token(attention):
+    model = make_gpt(attention=attention, window=4)
+    prompt = torch.tensor([[1, 2, 3], [7, 8, 9]])
+    steps = 3 * model.cfg.block_size  # past the context: the cache is rebuilt several times
+    with torch.inference_mode():
+        module = generate(model.cached_stepper(fused=False), prompt, steps, top_k=1)
+    recompute = model.generate_ids(prompt, steps, cached=False, greedy=True)
+    fused = model.generate_ids(prompt, steps, greedy=True)
+    assert torch.equal(module, recompute) and torch.equal(fused, recompute)
+    assert len(set(recompute[0, 3:].tolist())) > 1  # not one token repeated
+
+
+def test_the_module_path_is_the_training_forward_with_a_cache():
+    """The cache is an argument of the same blocks that train: in train mode, dropout applies
+    with the same draws, and positions read in two calls give the logits of one call."""
+    model = make_gpt(dropout=0.5).train()
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    with torch.no_grad():
+        cache = KVCache(2, 1, 16, 32, 2, model.tok_emb.weight)
+        torch.manual_seed(0)
+        a = model.logits(ids, cache)
+        torch.manual_seed(0)
+        b = model.logits(ids)
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)  # same draws of the dropout masks
+        assert not torch.allclose(a, model.logits(ids))  # and dropout did draw
+        model.eval()
+        cache.length = 0
+        first, rest = model.logits(ids[:, :4], cache), model.logits(ids[:, 4:], cache)
+        whole = model.logits(ids)
+        torch.testing.assert_close(torch.cat([first, rest], 1), whole, atol=1e-5, rtol=0)
+        assert cache.length == 6
 
 
 def test_zero_new_tokens_returns_the_prompt_and_top_k_1_is_greedy():

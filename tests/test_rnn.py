@@ -28,6 +28,8 @@ def make_rnn(**kw) -> RNN:
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_carried_state_sampling_equals_rereading_the_sequence(cell):
+    """The carried state steps with the cell functions; rereading runs the whole recurrent
+    kernel on the sequence: the same logits, the same tokens."""
     model = make_rnn(cell=cell)
     prompt = torch.tensor([[1, 2, 3, 4] * 10])  # longer than seq_len: read whole, no limit
     forced = torch.randint(0, len(VOCAB), (1, 30), generator=torch.Generator().manual_seed(0))
@@ -40,6 +42,8 @@ def test_carried_state_sampling_equals_rereading_the_sequence(cell):
     greedy_c = model.generate_ids(prompt, 20, greedy=True, cached=True)
     greedy_u = model.generate_ids(prompt, 20, greedy=True, cached=False)
     assert torch.equal(greedy_c, greedy_u)
+    top1 = model.generate_ids(prompt, 20, top_k=1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(top1, greedy_u)  # a draw from the top token only is the greedy choice
 
 
 def test_truncated_bptt_cuts_gradients_but_carries_the_state():

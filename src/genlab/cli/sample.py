@@ -294,13 +294,13 @@ def run(words: list[str]) -> int:
         raise UsageError(f"-n must be at least 1; got {a.n}")
     device = resolve_device(a.device)
     model = load(a.run_dir, which=a.which, ema=not a.no_ema, device=str(device))
-    streams = isinstance(model, Streams)
+    kind = kind_of(model.info)
+    streams = kind.streams and isinstance(model, Streams)
     if a.n is None:
         a.n = 1 if streams else mode.default_n if mode else 64
     g = torch.Generator(device=device).manual_seed(a.seed)
     if mode is not None and mode.name == "inpaint":  # written at the input image's own size
         return _inpaint(model, a, how, g, options)
-    kind = kind_of(model.info)
     out = Path(a.out) if a.out else None
     if out is not None:
         kind.check_suffix(out)

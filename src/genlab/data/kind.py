@@ -53,6 +53,9 @@ class DataKind:
     Config: ClassVar[type] = NoSettings
     Record: ClassVar[type] = NoSettings
     suffixes: ClassVar[tuple[str, ...]] = (".npy",)
+    streams: ClassVar[bool] = False
+    """Whether samples of this kind can be shown piece by piece as they are generated (text):
+    `genlab sample` then streams them to stdout through a model's `stream`."""
     """Output suffixes `write` accepts; the first is the default."""
     builtins: ClassVar[dict[str, str]] = {}
     """Built-in data sets of this kind (name -> description) that `read_builtin` loads; they

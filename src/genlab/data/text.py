@@ -291,6 +291,7 @@ class TextKind(DataKind):
     Config = TextConfig
     Record = TextRecord
     suffixes = (".txt",)
+    streams = True
 
     def claims(self, path: Path) -> bool:
         return is_text(path)

@@ -14,12 +14,13 @@ sparse patterns of Sparse Transformers (Child et al. 2019, section 4.2) with str
   (both halves of the strided pattern merged in one head).
 Sparse patterns are boolean masks passed to `attend`.
 
-Sampling keeps a key/value cache, so each new token costs one position. Positions are learned
+Sampling keeps a key/value cache (`KVCache`), read and extended by the same blocks that
+train (`Block(x, mask, cache)`), so each new token costs one position. Positions are learned
 and absolute, so when the context fills, the cache is rebuilt from the last half of the context
 (one batched forward pass every block_size/2 tokens): every token is predicted from between
-block_size/2 and `block_size` tokens, and the cache never grows past them. (A trained
-`shakespeare-cpu` model scores the same on contexts of 33-48 and 49-64 characters: 1.891 and
-1.881 nats; rebuilding every 16 tokens instead cost a quarter of the sampling time.)
+block_size/2 and `block_size` tokens, and the cache never grows past them. `CachedStepper`
+can run the one-token step fused into plain tensor operations, an optimisation of the module
+path that computes the same logits (see docs/sequence-models.md for both).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from torch import nn
 
 from genlab.data import DataInfo
 from genlab.errors import UsageError
-from genlab.text.lm import LanguageModel
+from genlab.text.lm import TextModel
 
 
 @dataclass
@@ -102,8 +103,7 @@ def attend(
     `mask` is a boolean (Tq, Tk) "may attend" mask; `causal` (with no mask) lets query i see keys
     j <= i. Through `scaled_dot_product_attention`, except on the CPU for several queries over
     short contexts, where the same products written out are faster than its CPU kernel
-    (forward + backward at nanoGPT's CPU sizes, B 12 x 4 heads x 64 positions of 32: 1.7 against
-    2.1 ms in float32, 1.4 against 5.0 ms under bfloat16 autocast).
+    (forward + backward, in float32 and more so under bfloat16 autocast: docs/sequence-models.md).
     """
     tq, tk = q.shape[-2], k.shape[-2]
     if q.device.type != "cpu" or tq == 1 or tk > EXPLICIT_MAX_KEYS:
@@ -127,28 +127,61 @@ class KVCache:
     """What decoding keeps of the positions read so far, preallocated to the context length.
 
     `rows[layer, position]` is the (B, 3C) q/k/v projection of every sequence at that position,
-    positions first: a step's projection is written into the cache by the matrix product itself.
-    `heads[layer]` views the same numbers as (3, B, nh, size, hs) queries, keys and values.
+    positions first (so that the fused step writes a projection into the cache by the matrix
+    product itself); `heads(layer, end)` views the same numbers as queries, keys and values.
+    `length` positions are held.
     """
 
     def __init__(
         self, n_layer: int, b: int, size: int, n_embd: int, n_head: int, like: torch.Tensor
     ) -> None:
         self.rows = torch.zeros(n_layer, size, b, 3 * n_embd, dtype=like.dtype, device=like.device)
-        self.heads = list(self.rows.view(n_layer, size, b, 3, n_head, -1).permute(0, 3, 2, 4, 1, 5))
-        self.length = 0  # positions held
+        self.n_head = n_head
+        self.length = 0
+        self.layers = [LayerCache(self, i) for i in range(n_layer)]
         self._views: list[dict[int, tuple]] = [{} for _ in range(n_layer)]
 
+    @property
+    def size(self) -> int:
+        """The most positions it holds."""
+        return self.rows.shape[1]
+
+    @property
+    def batch(self) -> int:
+        return self.rows.shape[2]
+
+    def heads(self, layer: int, end: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values of positions [0, end) of a layer, (B, nh, end, hs) each."""
+        b = self.batch
+        qkv = self.rows[layer, :end].view(end, b, 3, self.n_head, -1).permute(2, 1, 3, 0, 4)
+        return qkv[0], qkv[1], qkv[2]
+
     def at(self, layer: int, p: int) -> tuple[torch.Tensor, ...]:
-        """What a one-token step at position p reads and writes: its (B, 3C) row, its query,
-        and the keys and values up to p. Views made once, not ~10 view operations per layer
-        and token."""
+        """What a one-token fused step at position p reads and writes: its (B, 3C) row, its
+        query, and the keys and values up to p. Views made once, not ~10 view operations per
+        layer and token."""
         views = self._views[layer].get(p)
         if views is None:
-            q, k, v = self.heads[layer]
-            views = (self.rows[layer, p], q[:, :, p : p + 1], k[:, :, : p + 1], v[:, :, : p + 1])
+            q, k, v = self.heads(layer, p + 1)
+            views = (self.rows[layer, p], q[:, :, p:], k, v)
             self._views[layer][p] = views
         return views
+
+
+class LayerCache:
+    """One block's part of a `KVCache`, as `CausalSelfAttention` reads and extends it."""
+
+    def __init__(self, cache: KVCache, layer: int) -> None:
+        self.cache, self.layer = cache, layer
+
+    def extend(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the (B, T, 3C) projections of the T positions after the held ones; the keys
+        and values of every position up to them, (B, nh, length + T, hs) each."""
+        start = self.cache.length
+        end = start + qkv.shape[1]
+        self.cache.rows[self.layer, start:end] = qkv.transpose(0, 1)  # (T, B, 3C)
+        _, k, v = self.cache.heads(self.layer, end)
+        return k, v
 
 
 class CausalSelfAttention(nn.Module):
@@ -159,15 +192,24 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.resid_drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, cache: LayerCache | None = None
+    ) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C). `mask`: None for dense causal attention (T query positions
+        over T keys, or one query over every held key); with `cache`, the keys and values of
+        the positions before these T are read from it and these are added to it."""
         b, t, c = x.shape
-        q, k, v = self.qkv(x).split(c, dim=2)  # 3 x (B, T, C)
+        qkv = self.qkv(x)  # (B, T, 3C)
+        q, k, v = qkv.split(c, dim=2)  # 3 x (B, T, C)
         # (B, T, C) -> (B, nh, T, hs)
         q = q.view(b, t, self.n_head, -1).transpose(1, 2)
-        k = k.view(b, t, self.n_head, -1).transpose(1, 2)
-        v = v.view(b, t, self.n_head, -1).transpose(1, 2)
+        if cache is None:
+            k = k.view(b, t, self.n_head, -1).transpose(1, 2)
+            v = v.view(b, t, self.n_head, -1).transpose(1, 2)
+        else:
+            k, v = cache.extend(qkv)  # (B, nh, L + T, hs)
         dropout = self.dropout if self.training else 0.0
-        y = attend(q, k, v, mask, mask is None, dropout)  # (B, nh, T, hs)
+        y = attend(q, k, v, mask, mask is None and t > 1, dropout)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(b, t, c)  # (B, nh, T, hs) -> (B, T, C)
         return self.resid_drop(self.proj(y))
 
@@ -185,12 +227,17 @@ class Block(nn.Module):
             nn.Dropout(cfg.dropout),
         )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), mask)
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        cache: LayerCache | None = None,
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), mask, cache)
         return x + self.mlp(self.ln2(x))
 
 
-class GPT(LanguageModel):
+class GPT(TextModel):
     family = "gpt"
     description = "decoder-only transformer language model (char or BPE tokens); KV-cached sampling"
     Config = Config
@@ -223,26 +270,39 @@ class GPT(LanguageModel):
         return F.linear(x, self.tok_emb.weight)
 
     def mask(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor | None:
-        """The attention mask of the configured pattern, or None for dense causal attention."""
-        if self.cfg.attention == "dense":
+        """The attention mask of the configured pattern, or None for dense causal attention
+        that needs none (queries at the keys' positions, or one query after all of them)."""
+        if self.cfg.attention == "dense" and len(q_pos) in (1, len(k_pos)):
             return None
         return attention_mask(self.cfg.attention, self.cfg.window, q_pos, k_pos)
 
-    def logits(self, ids: torch.Tensor) -> torch.Tensor:
-        t = ids.shape[1]
-        if t > self.cfg.block_size:
+    @property
+    def max_context(self) -> int:
+        return self.cfg.block_size
+
+    def logits(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """(B, T) ids -> (B, T, V) logits; with `cache`, the ids continue its positions and
+        are added to it."""
+        start = 0 if cache is None else cache.length
+        end = start + ids.shape[1]
+        if end > self.cfg.block_size:
             raise UsageError(
-                f"a sequence of {t} tokens is longer than model.block_size {self.cfg.block_size}"
+                f"a sequence of {end} tokens is longer than model.block_size {self.cfg.block_size}"
             )
-        pos = torch.arange(t, device=ids.device)
+        pos = torch.arange(start, end, device=ids.device)
         x = self.drop(self.tok_emb(ids) + self.pos_emb(pos))  # (B, T, C)
-        mask = self.mask(pos, pos)
-        for block in self.blocks:
-            x = block(x, mask)
+        mask = self.mask(pos, torch.arange(end, device=ids.device))
+        layers = [None] * len(self.blocks) if cache is None else cache.layers
+        for block, layer in zip(self.blocks, layers, strict=True):
+            x = block(x, mask, layer)
+        if cache is not None:
+            cache.length = end
         return self.head(self.ln_f(x))  # (B, T, C) -> (B, T, V)
 
-    def stepper(self, cached: bool = True):
-        return CachedStepper(self) if cached else UncachedStepper(self)
+    def cached_stepper(self, fused: bool = True) -> CachedStepper:
+        """KV-cached decoding, by default through the fused step (an optimisation of the module
+        path that computes the same logits)."""
+        return CachedStepper(self, fused)
 
     def freeze(self, k: int) -> None:
         """Stop training the embeddings and the first k blocks (fine-tuning)."""
@@ -256,70 +316,34 @@ class GPT(LanguageModel):
             module.requires_grad_(False)
 
 
-class UncachedStepper:
-    """Each step runs the model on the last block_size tokens (nanoGPT's sampler)."""
-
-    def __init__(self, model: GPT) -> None:
-        self.model, self.ids = model, torch.empty(0)
-
-    def start(self, ids: torch.Tensor) -> torch.Tensor:
-        self.ids = ids
-        return self._last()
-
-    def advance(self, token: torch.Tensor) -> torch.Tensor:
-        self.ids = torch.cat([self.ids, token[:, None]], dim=1)
-        return self._last()
-
-    def context(self) -> torch.Tensor:
-        """The tokens the latest logits were predicted from."""
-        return self.ids[:, -self.model.cfg.block_size :]
-
-    def _last(self) -> torch.Tensor:
-        return self.model.logits(self.context())[:, -1]  # (B, V)
-
-
 COPY_MAX_PARAMETERS = 16_000_000
-"""Decoding copies the matrices of models up to this size into a faster layout (64 MB)."""
+"""The fused step copies the matrices of models up to this size into a faster layout (64 MB)."""
 
 
 class CachedStepper:
-    """Key/value-cached decoding; rebuilds the cache from the last half when the context fills.
+    """Key/value-cached decoding; rebuilds the cache from the last half of the context when it
+    fills.
 
-    Sampling semantics whatever the model's mode: no dropout.
-
-    It runs the network of `GPT.logits` in eval mode as plain tensor operations on the model's
-    own parameters (looked up once): a one-token step is ~50 operations of a few microseconds
-    each on a CPU, and module calls would cost as much again. Rows are position-major
-    (row = position * B + sequence), so that each qkv projection is written into the cache.
+    Each step runs `GPT.logits` on the new token with the cache: the model's own modules, in
+    the model's mode. `fused=True` computes the same function as plain tensor operations on the
+    model's parameters (looked up once) in eval mode: a one-token step is ~50 operations of a
+    few microseconds each on a CPU, and module calls would cost as much again
+    (docs/sequence-models.md has the measured speed of both; tests/test_gpt.py holds them
+    equal). The fused step writes each qkv projection into the cache by the product itself.
     """
 
-    def __init__(self, model: GPT) -> None:
-        self.model = model
+    def __init__(self, model: GPT, fused: bool = False) -> None:
+        self.model, self.fused = model, fused
         cfg = model.cfg
         self.size, self.keep = cfg.block_size, (cfg.block_size + 1) // 2
         self.ids = torch.empty(0)  # (B, L): the tokens the cache holds, L <= block_size
         self.cache: KVCache | None = None
-        # the parameters each block's step uses, matrices transposed; on a CPU, for models up to
-        # COPY_MAX_PARAMETERS, as contiguous copies (a one-row product with one is 1.3 us faster,
-        # 17 of them per token) made once per call, when the weights cannot change
-        n_params = sum(p.numel() for p in model.parameters())
-        copy = model.device.type == "cpu" and n_params <= COPY_MAX_PARAMETERS
-
-        def t(w: torch.Tensor) -> torch.Tensor:
-            return w.detach().t().contiguous() if copy else w.detach().t()
-
-        self.layers = []
-        for blk in model.blocks:
-            qkv, proj, fc, out = blk.attn.qkv, blk.attn.proj, blk.mlp[0], blk.mlp[2]
-            self.layers.append(
-                (blk.ln1.weight, blk.ln1.bias, t(qkv.weight), qkv.bias, t(proj.weight), proj.bias)
-                + (blk.ln2.weight, blk.ln2.bias, t(fc.weight), fc.bias, t(out.weight), out.bias)
-            )
-        self.head_t = t(model.tok_emb.weight)
+        if fused:
+            self.layers, self.head_t = _fused_parameters(model)
 
     def _fill(self, ids: torch.Tensor) -> torch.Tensor:
         m, cfg = self.model, self.model.cfg
-        if self.cache is None or self.cache.rows.shape[2] != ids.shape[0]:
+        if self.cache is None or self.cache.batch != ids.shape[0]:
             b, like = ids.shape[0], m.tok_emb.weight
             self.cache = KVCache(cfg.n_layer, b, self.size, cfg.n_embd, cfg.n_head, like)
         self.cache.length, self.ids = 0, ids
@@ -340,9 +364,15 @@ class CachedStepper:
         return self.ids
 
     def _read(self, ids: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids at the positions after the cache's -> (B, V) logits after the last one.
-        Several tokens are read into an empty cache only (a prompt, a rebuild). Call it without
-        gradients (`generate` runs under torch.inference_mode)."""
+        """(B, T) ids at the positions after the cache's -> (B, V) logits after the last one."""
+        if self.fused:
+            return self._read_fused(ids)
+        return self.model.logits(ids, self.cache)[:, -1]
+
+    def _read_fused(self, ids: torch.Tensor) -> torch.Tensor:
+        """`_read` as plain tensor operations. Several tokens are read into an empty cache only
+        (a prompt, a rebuild). Call it without gradients (`generate` runs under
+        torch.inference_mode)."""
         m, cache = self.model, self.cache
         (b, t), c, eps = ids.shape, m.cfg.n_embd, m.ln_f.eps
         start, end = cache.length, cache.length + t
@@ -360,7 +390,7 @@ class CachedStepper:
             if t == 1:
                 rows, q, k, v = cache.at(i, start)
             else:
-                rows, (q, k, v) = cache.rows[i, :end].view(t * b, -1), cache.heads[i][..., :end, :]
+                rows, (q, k, v) = cache.rows[i, :end].view(t * b, -1), cache.heads(i, end)
             h = torch.layer_norm(x, (c,), g1, b1, eps)
             if b_qkv is None:
                 torch.mm(h, w_qkv, out=rows)
@@ -374,6 +404,26 @@ class CachedStepper:
         cache.length = end
         x = torch.layer_norm(x[-b:], (c,), m.ln_f.weight, m.ln_f.bias, eps)  # the last position
         return torch.mm(x, self.head_t)  # (B, V): the tied head
+
+
+def _fused_parameters(model: GPT) -> tuple[list[tuple], torch.Tensor]:
+    """The parameters each block's fused step uses, matrices transposed, and the transposed
+    head; on a CPU, for models up to COPY_MAX_PARAMETERS, as contiguous copies (a one-row
+    product with one is faster) made once per call, when the weights cannot change."""
+    n_params = sum(p.numel() for p in model.parameters())
+    copy = model.device.type == "cpu" and n_params <= COPY_MAX_PARAMETERS
+
+    def t(w: torch.Tensor) -> torch.Tensor:
+        return w.detach().t().contiguous() if copy else w.detach().t()
+
+    layers = []
+    for blk in model.blocks:
+        qkv, proj, fc, out = blk.attn.qkv, blk.attn.proj, blk.mlp[0], blk.mlp[2]
+        layers.append(
+            (blk.ln1.weight, blk.ln1.bias, t(qkv.weight), qkv.bias, t(proj.weight), proj.bias)
+            + (blk.ln2.weight, blk.ln2.bias, t(fc.weight), fc.bias, t(out.weight), out.bias)
+        )
+    return layers, t(model.tok_emb.weight)
 
 
 def _linear(x: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

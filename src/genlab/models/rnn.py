@@ -20,7 +20,7 @@ from torch import nn
 
 from genlab.data import DataInfo
 from genlab.errors import UsageError
-from genlab.text.lm import LanguageModel
+from genlab.text.lm import TextModel
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -63,7 +63,7 @@ def _detach(h: State) -> State:
     return tuple(t.detach() for t in h) if isinstance(h, tuple) else h.detach()
 
 
-class RNN(LanguageModel):
+class RNN(TextModel):
     family = "rnn"
     description = "recurrent language model (rnn, gru or lstm cells), truncated BPTT"
     Config = Config
@@ -97,8 +97,8 @@ class RNN(LanguageModel):
     def logits(self, ids: torch.Tensor) -> torch.Tensor:
         return self.run(ids)[0]
 
-    def stepper(self, cached: bool = True):
-        return StateStepper(self) if cached else RereadStepper(self)
+    def cached_stepper(self) -> StateStepper:
+        return StateStepper(self)
 
     def freeze(self, k: int) -> None:
         """Stop training the embedding and the first k recurrent layers (fine-tuning)."""
@@ -114,34 +114,46 @@ class RNN(LanguageModel):
                 p.requires_grad_(False)
 
 
+STEP_CELLS = {"rnn": torch.rnn_tanh_cell, "gru": torch.gru_cell, "lstm": torch.lstm_cell}
+"""One time step of one layer of each cell, as `nn.RNN` / `nn.GRU` / `nn.LSTM` compute it."""
+
+
 class StateStepper:
-    """Carries the hidden state: one recurrent step per new token."""
+    """Carries the hidden state: the prompt is read by `RNN.run`, then each new token costs one
+    recurrent step, computed layer by layer with the cell functions of `STEP_CELLS` on the
+    model's own weights: the same function as `RNN.run` on one token (tested), without the
+    set-up of a whole-sequence recurrent kernel (oneDNN's, on CPUs) per token. The steps apply
+    no dropout whatever the model's mode (sampling runs in eval mode)."""
 
     def __init__(self, model: RNN) -> None:
         self.model, self.h = model, None
+        self.cell = STEP_CELLS[model.cfg.cell]
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        self.weights = [  # each layer's (w_ih, w_hh, b_ih, b_hh)
+            tuple(getattr(model.rnn, f"{name}_l{i}") for name in names)
+            for i in range(model.cfg.n_layer)
+        ]
 
     def start(self, ids: torch.Tensor) -> torch.Tensor:
         logits, self.h = self.model.run(ids)
         return logits[:, -1]  # (B, V)
 
     def advance(self, token: torch.Tensor) -> torch.Tensor:
-        logits, self.h = self.model.run(token[:, None], self.h)
-        return logits[:, -1]
-
-
-class RereadStepper:
-    """Re-reads the whole sequence every step (a reference for tests)."""
-
-    def __init__(self, model: RNN) -> None:
-        self.model, self.ids = model, torch.empty(0)
-
-    def start(self, ids: torch.Tensor) -> torch.Tensor:
-        self.ids = ids
-        return self.model.logits(ids)[:, -1]
-
-    def advance(self, token: torch.Tensor) -> torch.Tensor:
-        self.ids = torch.cat([self.ids, token[:, None]], dim=1)
-        return self.model.logits(self.ids)[:, -1]
+        m = self.model
+        x = m.emb.weight[token]  # (B, E)
+        lstm = isinstance(self.h, tuple)
+        hs, cs = self.h if lstm else (self.h, None)  # (L, B, H) each
+        new_h, new_c = [], []
+        for i, w in enumerate(self.weights):
+            if lstm:
+                h, c = self.cell(x, (hs[i], cs[i]), *w)
+                new_c.append(c)
+            else:
+                h = self.cell(x, hs[i], *w)
+            new_h.append(h)
+            x = h
+        self.h = (torch.stack(new_h), torch.stack(new_c)) if lstm else torch.stack(new_h)
+        return m.head(x)  # (B, V)
 
 
 def shakespeare_preset(run):

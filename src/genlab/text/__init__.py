@@ -1,4 +1,4 @@
-"""Text support of the language-model families: tokenizers and autoregressive decoding."""
+"""Text support of the sequence models: tokenizers, and the text layer (`genlab.text.lm`)."""
 
 from genlab.text.tokenizer import (
     BPETokenizer,

@@ -3,6 +3,10 @@
 A network hands decoding a *stepper*: `start(ids)` reads the prompt and returns the logits of
 the next token, `advance(token)` appends one token and returns the logits after it. The loop
 below picks tokens (temperature, top-k, nucleus/top-p, or greedy) until it has enough.
+
+`Recompute` is the stepper of any network: it runs the whole (windowed) sequence every step.
+Families add a cached stepper of their own (a key/value cache, a carried hidden state) that
+gives the same logits for one position per step.
 """
 
 from __future__ import annotations
@@ -23,6 +27,31 @@ class Stepper(Protocol):
     def advance(self, token: torch.Tensor) -> torch.Tensor:
         """(B,) ids just chosen -> (B, V) logits of the token after them."""
         ...
+
+
+class Recompute:
+    """Runs `logits` on the sequence so far every step: the reference every cached stepper
+    equals. `window`: only the last `window` tokens are read (a model with a fixed context)."""
+
+    def __init__(
+        self, logits: Callable[[torch.Tensor], torch.Tensor], window: int | None = None
+    ) -> None:
+        self.logits, self.window, self.ids = logits, window, torch.empty(0)
+
+    def start(self, ids: torch.Tensor) -> torch.Tensor:
+        self.ids = ids
+        return self._last()
+
+    def advance(self, token: torch.Tensor) -> torch.Tensor:
+        self.ids = torch.cat([self.ids, token[:, None]], dim=1)
+        return self._last()
+
+    def context(self) -> torch.Tensor:
+        """The tokens the latest logits were predicted from."""
+        return self.ids if self.window is None else self.ids[:, -self.window :]
+
+    def _last(self) -> torch.Tensor:
+        return self.logits(self.context())[:, -1]  # (B, V)
 
 
 def check_options(
@@ -74,7 +103,7 @@ def next_token(
         return logits.argmax(-1)
     logits = logits.float() if temperature == 1 else logits.float() / temperature
     probs = torch.softmax(filter_logits(logits, top_k=top_k, top_p=top_p), dim=-1)
-    # An exact draw without torch.multinomial's set-up (14 us of a ~0.3 ms step): the first of
+    # An exact draw without torch.multinomial's set-up (a noticeable part of a step): the first of
     # independent exponential clocks with rates `probs` to ring is token i with probability
     # probs[i]; a token of probability 0 never rings first.
     clocks = torch.empty_like(probs).exponential_(generator=generator).clamp_min_(1e-30)
