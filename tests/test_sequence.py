@@ -10,6 +10,8 @@ import torch
 from torch import nn
 
 from genlab.data.core import DataInfo, Dataset, Split
+from genlab.data.image import ImageRecord
+from genlab.data.sequence import SequenceRecord
 from genlab.errors import DataError, UsageError
 from genlab.models.gpt import GPT
 from genlab.models.gpt import Config as GPTConfig
@@ -26,8 +28,8 @@ def cycle_data(n: int = 64) -> Dataset:
     start = torch.randint(0, VOCAB, (n, 1), generator=torch.Generator().manual_seed(0))
     x = ((start + torch.arange(CONTEXT + 1)) % VOCAB).float()  # (n, CONTEXT + 1)
     info = DataInfo(
-        source="cycle", kind="sequence", shape=[CONTEXT], levels=0, num_classes=0, task="none",
-        n_train=n, n_val=8, n_test=8, vocab_size=VOCAB,
+        source="cycle", kind="sequence", shape=[CONTEXT], num_classes=0, task="none",
+        n_train=n, n_val=8, n_test=8, record=SequenceRecord(vocab_size=VOCAB),
     )  # fmt: skip
     splits = {"train": Split(x), "val": Split(x[:8]), "test": Split(x[8:16])}
     return Dataset(info=info, splits=splits)
@@ -119,8 +121,10 @@ def test_bad_id_sampling_requests_are_usage_errors(options, message):
 
 
 def test_a_sequence_model_refuses_data_that_is_not_token_sequences():
-    info = DataInfo(source="digits", kind="image", shape=[1, 8, 8], levels=17, num_classes=10,
-                    task="classification")  # fmt: skip
+    info = DataInfo(
+        source="digits", kind="image", shape=[1, 8, 8], record=ImageRecord(levels=17),
+        num_classes=10, task="classification",
+    )  # fmt: skip
     with pytest.raises(DataError, match="needs token sequences"):
         Bigram(BigramConfig(), info)
 
