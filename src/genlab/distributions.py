@@ -4,6 +4,7 @@ diffusion t=0), and seeded Gaussian draws."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -39,3 +40,28 @@ def randn_like(like: torch.Tensor, generator: torch.Generator | None = None) -> 
     """Standard normal noise of `like`'s shape, device and dtype, drawn from `generator`
     (torch.randn_like takes no generator)."""
     return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def class_histogram(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Fractions (num_classes,) of labels in each class."""
+    counts = torch.bincount(labels.long().cpu(), minlength=num_classes).double()
+    return counts / counts.sum().clamp_min(1)
+
+
+def class_coverage(
+    labels: torch.Tensor, num_classes: int, reference: torch.Tensor | None = None
+) -> dict[str, Any]:
+    """The class histogram of `labels` (e.g. a classifier's predictions on generated images),
+    how many classes appear in it and, given `reference` labels (the data's), the KL divergence
+    KL(histogram || reference histogram) in nats: 0 when the proportions match, log K for a
+    single class against K balanced ones."""
+    hist = class_histogram(labels, num_classes)
+    out: dict[str, Any] = {
+        "histogram": [round(float(v), 6) for v in hist],
+        "classes_covered": int((hist > 0).sum()),
+    }
+    if reference is not None:
+        ref = class_histogram(reference, num_classes)
+        present = hist > 0
+        out["class_kl"] = float((hist[present] * (hist[present] / ref[present]).log()).sum())
+    return out

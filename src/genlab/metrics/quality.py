@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from genlab.data import Dataset
+from genlab.distributions import class_coverage
 from genlab.errors import DataError, UsageError
 
 
@@ -111,31 +112,6 @@ def density_coverage(real: torch.Tensor, fake: torch.Tensor, *, k: int = 5) -> d
     density = inside.double().sum(0).mean() / k
     coverage = inside.any(1).double().mean()
     return {"density": float(density), "coverage": float(coverage)}
-
-
-def class_histogram(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Fractions (num_classes,) of labels in each class."""
-    counts = torch.bincount(labels.long().cpu(), minlength=num_classes).double()
-    return counts / counts.sum().clamp_min(1)
-
-
-def class_coverage(
-    labels: torch.Tensor, num_classes: int, reference: torch.Tensor | None = None
-) -> dict[str, Any]:
-    """The class histogram of `labels` (e.g. a classifier's predictions on generated images),
-    how many classes appear in it and, given `reference` labels (the data's), the KL divergence
-    KL(histogram || reference histogram) in nats: 0 when the proportions match, log K for a
-    single class against K balanced ones."""
-    hist = class_histogram(labels, num_classes)
-    out: dict[str, Any] = {
-        "histogram": [round(float(v), 6) for v in hist],
-        "classes_covered": int((hist > 0).sum()),
-    }
-    if reference is not None:
-        ref = class_histogram(reference, num_classes)
-        present = hist > 0
-        out["class_kl"] = float((hist[present] * (hist[present] / ref[present]).log()).sum())
-    return out
 
 
 def conditional_accuracy(predicted: torch.Tensor, asked: torch.Tensor) -> float:

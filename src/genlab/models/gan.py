@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from genlab.data import DataInfo
+from genlab.distributions import class_coverage
 from genlab.errors import DataError, UsageError
 from genlab.models.base import GenerativeModel, Selection, Updates
 
@@ -314,8 +315,6 @@ class GAN(GenerativeModel):
                 "model.spectral_norm=true or a lower model.d_lr"
             )
         if judge is not None and self.judge_steps():
-            from genlab.metrics.quality import class_coverage
-
             images = self.sample(self.cfg.monitor_samples, generator=generator)
             pred = judge.to(self.device).predict(images).argmax(-1).cpu()
             cov = class_coverage(pred, self.info.num_classes)
