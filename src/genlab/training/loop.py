@@ -42,7 +42,7 @@ from genlab.io.checkpoint import (
     save_checkpoint,
 )
 from genlab.io.journal import truncate_journal
-from genlab.models.base import GenerativeModel, ReportsHealth, Selection
+from genlab.models.base import GenerativeModel, ReportsHealth, Selection, TrainsItself
 from genlab.training.config import TrainConfig
 from genlab.training.optim import build_optimizer, lr_at
 from genlab.training.runtime import (
@@ -162,9 +162,7 @@ class Trainer:
         if self.dist.world > 1:  # every rank starts from rank 0's weights
             self.dist.broadcast_(list(model.state_dict().values()))
         # a family that updates its own weights (adversarial training) brings its optimizers
-        self.custom_step = callable(getattr(model, "train_step", None)) and callable(
-            getattr(model, "configure_optimizers", None)
-        )
+        self.custom_step = isinstance(model, TrainsItself)
         if self.custom_step:
             self.optimizers = dict(model.configure_optimizers(cfg))
         else:
@@ -215,10 +213,6 @@ class Trainer:
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-
-    def autocast(self):
-        """The run's bf16 autocast context (a no-op in float32)."""
-        return self.helper.autocast()
 
     # state ----------------------------------------------------------------------------------
     @property
@@ -383,16 +377,15 @@ class Trainer:
             helper.generator.manual_seed(step_seed(self.cfg.seed, step))
         batch = self.to_device(self.data.batch("train", self.batch_indices(step)))
         rates = self.set_learning_rates(step)
-        if self.custom_step:
-            with helper.autocast():
-                out = self.model.train_step(batch, helper, step)
-            logged = self._global_mean(out)
-            self._check_finite(logged, step)
-        else:
-            with helper.autocast():
-                out = self.model(batch)
-            logged = self._global_mean(out)
-            self._check_finite(logged, step)
+        with helper.autocast():
+            out = (
+                self.model.train_step(batch, helper, step)
+                if self.custom_step
+                else self.model(batch)
+            )
+        logged = self._global_mean(out)
+        self._check_finite(logged, step)
+        if not self.custom_step:
             helper.update("model", out["loss"])
         if self.ema is not None:
             self.ema.update_parameters(self.model)
