@@ -36,6 +36,17 @@ def discretized_gaussian_log_prob(
     return torch.where(x < half, log_cdf_upper, torch.where(x > 1 - half, log_sf_lower, log_mid))
 
 
+def binarize(
+    x: torch.Tensor, how: str = "threshold", generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Pixels in [0, 1] -> 0/1 of the same dtype: `threshold` keeps pixel > 0.5; `dynamic` draws
+    Bernoulli(pixel) afresh on every call (the standard protocol of binarized-MNIST
+    likelihoods), from `generator`."""
+    if how == "threshold":
+        return (x > 0.5).to(x.dtype)
+    return torch.bernoulli(x, generator=generator)
+
+
 def randn_like(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Standard normal noise of `like`'s shape, device and dtype, drawn from `generator`
     (torch.randn_like takes no generator)."""

@@ -154,7 +154,7 @@ def _split_images(data: Dataset, split: str, index: torch.Tensor) -> torch.Tenso
 def is_conditional(model: Any) -> bool:
     """Whether the model generates a requested class (`sample(..., class_label=K)`)."""
     takes = {f.name for f in dataclasses.fields(model.SampleOptions)}
-    return "class_label" in takes and bool(getattr(model.cfg, "conditional", False))
+    return "class_label" in takes and bool(model.conditional)
 
 
 @torch.no_grad()

@@ -239,17 +239,22 @@ class GenerativeModel(nn.Module):
             )
         raise NotImplementedError
 
+    @property
+    def conditional(self) -> bool:
+        """Whether the model is class-conditional: a family whose Config has a `conditional`
+        setting learns from the batch's labels and samples a requested class when it is on."""
+        return bool(getattr(self.cfg, "conditional", False))
+
+    def batch_labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The batch's class labels "y" for a conditional model; None otherwise."""
+        return batch["y"] if self.conditional else None
+
     def sample_labels(
-        self,
-        n: int,
-        class_label: int | None,
-        generator: torch.Generator | None,
-        *,
-        conditional: bool,
+        self, n: int, class_label: int | None, generator: torch.Generator | None
     ) -> torch.Tensor | None:
         """Class labels (n,) for conditional sampling: all `class_label`, or drawn uniformly;
         None for an unconditional model, which refuses a class with a UsageError."""
-        if not conditional:
+        if not self.conditional:
             if class_label is not None:
                 raise UsageError(
                     f"this '{self.family}' run is unconditional: --class needs a run trained "

@@ -254,9 +254,6 @@ class DDPM(GenerativeModel):
         scale = cfg.guidance_scale if guidance_scale is None else guidance_scale
         return sampler, timesteps, eta, scale
 
-    def _labels(self, n, class_label, generator) -> torch.Tensor | None:
-        return self.sample_labels(n, class_label, generator, conditional=bool(self.num_classes))
-
     @torch.no_grad()
     def sample(
         self,
@@ -278,7 +275,7 @@ class DDPM(GenerativeModel):
         sampler, timesteps, eta, scale = self._options(
             sampler, sample_steps, eta, class_label, guidance_scale
         )
-        labels = self._labels(n, class_label, generator)
+        labels = self.sample_labels(n, class_label, generator)
         out = []
         for start in range(0, n, CHUNK):
             m = min(CHUNK, n - start)
@@ -322,7 +319,7 @@ class DDPM(GenerativeModel):
             sampler, sample_steps, eta, class_label, guidance_scale
         )
         keep = ~fill.to(torch.bool).to(x.device)
-        labels = self._labels(len(x), class_label, generator)
+        labels = self.sample_labels(len(x), class_label, generator)
         out = inpainting.inpaint_loop(
             self.guided(labels, scale),
             self.schedule,

@@ -190,9 +190,6 @@ class GAN(GenerativeModel):
         self.discriminator = Discriminator(cfg, info.shape, classes)
 
     # the two players' losses ------------------------------------------------------------------
-    def _labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        return batch["y"] if self.cfg.conditional else None
-
     def _noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn((n, self.cfg.latent_dim), generator=generator, device=self.device)
 
@@ -237,7 +234,7 @@ class GAN(GenerativeModel):
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The discriminator's loss on `batch` against the current generator ("loss"), the
         generator's loss and the discriminator's accuracies; no gradient reaches the generator."""
-        x, y = batch["x"], self._labels(batch)
+        x, y = batch["x"], self.batch_labels(batch)
         fake = self._generate(self._noise(x.shape[0]), y).detach()
         d_real, d_fake = self.discriminator(x, y), self.discriminator(fake, y)
         return {
@@ -263,7 +260,7 @@ class GAN(GenerativeModel):
     ) -> dict[str, torch.Tensor]:
         """One discriminator update, then one generator update, on one batch; `helper` steps
         the optimizers and draws the noise (genlab.models.base.Updates)."""
-        x, y = batch["x"], self._labels(batch)
+        x, y = batch["x"], self.batch_labels(batch)
         z = helper.randn(x.shape[0], self.cfg.latent_dim, device=self.device)
         # 1. discriminator: real images up, the generator's (fixed) images down
         fake = self._generate(z, y).detach()  # (B, C, H, W)
@@ -335,17 +332,12 @@ class GAN(GenerativeModel):
         return out
 
     # sampling ---------------------------------------------------------------------------------
-    def _sample_labels(
-        self, n: int, class_label: int | None, generator: torch.Generator | None
-    ) -> torch.Tensor | None:
-        return self.sample_labels(n, class_label, generator, conditional=self.cfg.conditional)
-
     def prior(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """n latent codes from N(0, I): (n, latent_dim); conditional models append the class
         embedding of a uniformly drawn class, (n, 2 * latent_dim), so that interpolations
         morph between classes too."""
         z = self._noise(n, generator)
-        y = self._sample_labels(n, None, generator)
+        y = self.sample_labels(n, None, generator)
         return z if y is None else torch.cat([z, self.generator.embed(y)], dim=1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -368,7 +360,7 @@ class GAN(GenerativeModel):
         if temperature <= 0:
             raise UsageError(f"--temperature must be positive; got {temperature}")
         z = self._noise(n, generator) * temperature
-        return self._generate(z, self._sample_labels(n, class_label, generator))
+        return self._generate(z, self.sample_labels(n, class_label, generator))
 
 
 def mnist_preset(run):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.data import DataInfo
+from genlab.distributions import binarize
 from genlab.errors import UsageError
 from genlab.models.base import GenerativeModel
 
@@ -228,12 +229,7 @@ class PixelCNN(GenerativeModel):
         if self.cfg.pixels == "categorical":
             top = self.info.record.levels - 1
             return torch.round(x * top) / top
-        if self.cfg.binarize == "threshold":
-            return (x > 0.5).to(x.dtype)
-        return torch.bernoulli(x, generator=generator)
-
-    def _labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        return batch["y"] if self.cfg.conditional else None
+        return binarize(x, self.cfg.binarize, generator)
 
     def _nll(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """Exact negative log-likelihood (B,) in nats of observed images x."""
@@ -246,13 +242,13 @@ class PixelCNN(GenerativeModel):
         return nll.flatten(1).sum(1)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        nll = self._nll(self.observe(batch["x"]), self._labels(batch))
+        nll = self._nll(self.observe(batch["x"]), self.batch_labels(batch))
         return {"loss": nll.mean()}
 
     def nll(self, batch: dict[str, torch.Tensor], *, generator=None) -> torch.Tensor:
         """Exact negative log-likelihood in nats per image, (B,) (of the binarized images for
         `bernoulli`, drawn with `generator`)."""
-        return self._nll(self.observe(batch["x"], generator), self._labels(batch))
+        return self._nll(self.observe(batch["x"], generator), self.batch_labels(batch))
 
     # sampling ---------------------------------------------------------------------------------
     def _draw(
@@ -290,9 +286,6 @@ class PixelCNN(GenerativeModel):
                 canvas[:, :, i, j] = self._draw(logits[..., 0, j], temperature, generator)
         return canvas
 
-    def _sample_labels(self, n: int, class_label: int | None, generator) -> torch.Tensor | None:
-        return self.sample_labels(n, class_label, generator, conditional=self.cfg.conditional)
-
     @torch.no_grad()
     def sample(
         self,
@@ -304,7 +297,7 @@ class PixelCNN(GenerativeModel):
     ) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1], generated pixel by pixel (softmax `temperature`;
         conditional models draw classes uniformly unless `class_label` is given)."""
-        y = self._sample_labels(n, class_label, generator)
+        y = self.sample_labels(n, class_label, generator)
         canvas = torch.zeros((n, *self.info.shape), device=self.device)
         return self._generate(canvas, 0, y, temperature, generator)
 
@@ -323,10 +316,10 @@ class PixelCNN(GenerativeModel):
         height = self.info.shape[1]
         if not 0 < rows < height:
             raise UsageError(f"--rows must be between 1 and {height - 1}; got {rows}")
-        kept = self.observe(x) if self.cfg.pixels == "categorical" else (x > 0.5).to(x.dtype)
+        kept = self.observe(x) if self.cfg.pixels == "categorical" else binarize(x, "threshold")
         canvas = torch.zeros_like(x)
         canvas[:, :, :rows] = kept[:, :, :rows]
-        y = self._sample_labels(len(x), class_label, generator)
+        y = self.sample_labels(len(x), class_label, generator)
         return self._generate(canvas, rows, y, temperature, generator)
 
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.data import DataInfo
-from genlab.distributions import discretized_gaussian_log_prob
+from genlab.distributions import binarize, discretized_gaussian_log_prob
 from genlab.errors import UsageError
 from genlab.models.base import GenerativeModel
 
@@ -149,9 +149,7 @@ class VAE(GenerativeModel):
         """The data as the likelihood sees it: binarized for `bernoulli`, as given otherwise."""
         if self.cfg.likelihood != "bernoulli":
             return x
-        if self.cfg.binarize == "threshold":
-            return (x > 0.5).to(x.dtype)
-        return torch.bernoulli(x, generator=generator)
+        return binarize(x, self.cfg.binarize, generator)
 
     # contract ---------------------------------------------------------------------------------
     def _elbo_parts(
