@@ -15,7 +15,8 @@ from conftest import TINY_DATA, tiny_overrides
 from genlab.config import apply_overrides, to_dict
 from genlab.data import load_dataset
 from genlab.errors import UsageError
-from genlab.io.checkpoint import save_checkpoint, write_json_atomic
+from genlab.io.atomic import write_json_atomic
+from genlab.io.checkpoint import save_checkpoint
 from genlab.registry import FAMILIES
 from genlab.run import build_model, load_data
 from genlab.runconfig import default_config

@@ -34,9 +34,10 @@ import torch
 from genlab.config import apply_overrides
 from genlab.data import Split
 from genlab.errors import UsageError
-from genlab.io.checkpoint import checkpoint_dir, read_json, write_json_atomic
+from genlab.io.atomic import write_json_atomic
+from genlab.io.checkpoint import checkpoint_dir
 from genlab.io.images import save_grid
-from genlab.io.manifest import read_manifest
+from genlab.io.manifest import read_json_file, read_manifest
 
 DEFAULT_FAMILIES = "vae,gan,pixelcnn"
 BUDGET_SHARE = 0.9
@@ -146,7 +147,7 @@ def _train_family(
     progress_file = run_dir / "bench-progress.json"
     resumed = checkpoint_dir(run_dir, "latest") is not None
     if resumed:
-        progress = read_json(progress_file, "bench progress") if progress_file.exists() else {}
+        progress = read_json_file(progress_file, "bench progress") if progress_file.exists() else {}
         before = progress.get("train_seconds", 0.0)
         steps = read_manifest(run_dir)["config"]["train"]["steps"]
         _say(f"{family}: resuming the stopped run in {run_dir} (up to {steps} steps)")
@@ -245,7 +246,7 @@ def bench(
         build_model(family, run_config(family, preset, overrides).model, dataset.info)
     settings_file = out / "bench-settings.json"
     if settings_file.exists():
-        old = read_json(settings_file, "bench settings")
+        old = read_json_file(settings_file, "bench settings")
         if {k: old.get(k) for k in settings if k != "families"} != {
             k: v for k, v in settings.items() if k != "families"
         }:
@@ -273,7 +274,7 @@ def bench(
         done = run_dir / "bench.json"
         if done.exists():
             _say(f"{family}: reusing the finished result in {done}")
-            results[family] = read_json(done, "bench result")
+            results[family] = read_json_file(done, "bench result")
         else:
             record = _train_family(
                 family,

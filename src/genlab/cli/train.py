@@ -122,12 +122,13 @@ def run(a: argparse.Namespace) -> int:
 def print_summary(run: Path) -> None:
     """The run's step and its selection figure (the family's `selection`), from the trainer
     state of its latest checkpoint."""
-    from genlab.io.checkpoint import checkpoint_dir, read_json
+    from genlab.io.checkpoint import checkpoint_dir
+    from genlab.io.manifest import read_json_file
 
     ckpt = checkpoint_dir(run, "latest")
     if ckpt is None:
         return
-    s = read_json(ckpt / "trainer.json", "trainer state")
+    s = read_json_file(ckpt / "trainer.json", "trainer state")
     key, mode, last = s.get("best_key", "loss"), s.get("best_mode", "min"), s.get("last_val")
     if s.get("best_step", -1) >= 0 and last is not None:
         line = f"trained {run}: step {s['step']}, validation {key} {last:.4f}"

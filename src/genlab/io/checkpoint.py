@@ -35,16 +35,9 @@ from genlab.io.atomic import umask as _umask
 from genlab.io.atomic import write_bytes_atomic, write_json_atomic
 from genlab.io.manifest import CHECKPOINT_MANIFEST, SCHEMA, manifest_file, migrate, read_json_file
 
-__all__ = ["write_json_atomic"]
-
 _STEP = re.compile(r"step-(\d+)")
 REQUIRED = ("model.safetensors", "optimizer.pt", "trainer.json")
 """The files every checkpoint has (besides checkpoint.json)."""
-
-
-def read_json(path: Path, what: str) -> Any:
-    """Read a JSON file, turning a missing or damaged file into a one-line error."""
-    return read_json_file(path, what)
 
 
 def checkpoint_name(step: int) -> str:
