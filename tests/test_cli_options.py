@@ -1,7 +1,7 @@
 """Options owned by families: flags built from their dataclasses, strict checks, modes refused
 by the families that cannot do them, and --device on every verb.
 
-Most checks need only the run's family, which the command line reads from config.json before
+Most checks need only the run's family, which the command line reads from the run manifest before
 it loads anything: they run on a folder holding just `{"family": ...}` and take milliseconds.
 """
 

@@ -535,7 +535,7 @@ def test_bf16_auto_is_resolved_on_the_device_when_training_starts(digits, tmp_pa
     from genlab.hardware import native_bf16
 
     cfg = apply_overrides(default_config("mlp"), tiny_overrides("mlp", "train.bf16=auto")).train
-    assert cfg.bf16 == "auto"  # the setting stays "auto" in config.json
+    assert cfg.bf16 == "auto"  # the setting stays "auto" in run.json
     model = build_model("mlp", default_config("mlp").model, digits.info)
     trainer = Trainer(model, digits, cfg, tmp_path, total_steps=2, quiet=True)
     assert trainer.bf16 is native_bf16(torch.device("cpu"))

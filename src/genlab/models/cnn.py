@@ -84,7 +84,7 @@ class CNN(GenerativeModel):
 
 
 def mnist_preset(run):
-    """LeNet-5 on 28x28 digits: about 99% test accuracy on full MNIST."""
+    """LeNet-5 on 28x28 digits (full MNIST)."""
     run.train.steps = 3000
     run.train.batch_size = 128
     run.train.lr = 2e-3

@@ -454,7 +454,7 @@ def mnist_preset(run):
 
 
 def digits_preset(run):
-    """8x8 digits: two levels (8, 4), attention at 4x4; trains in minutes on a CPU."""
+    """8x8 digits: two levels (8, 4), attention at 4x4, sized for a CPU."""
     run.model.channels = 32
     run.model.channel_mult = [1, 2]
     run.model.attention = [1]

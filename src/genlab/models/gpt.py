@@ -326,10 +326,10 @@ class CachedStepper:
 
     Each step runs `GPT.logits` on the new token with the cache: the model's own modules, in
     the model's mode. `fused=True` computes the same function as plain tensor operations on the
-    model's parameters (looked up once) in eval mode: a one-token step is ~50 operations of a
-    few microseconds each on a CPU, and module calls would cost as much again
-    (docs/sequence-models.md has the measured speed of both; tests/test_gpt.py holds them
-    equal). The fused step writes each qkv projection into the cache by the product itself.
+    model's parameters (looked up once) in eval mode: a one-token step is a few dozen tiny
+    operations, so the overhead of module calls counts (docs/sequence-models.md has the
+    measured speed of both; tests/test_gpt.py holds them equal). The fused step writes each
+    qkv projection into the cache by the product itself.
     """
 
     def __init__(self, model: GPT, fused: bool = False) -> None:

@@ -231,7 +231,7 @@ class VAE(GenerativeModel):
 
 
 def demo_preset(run):
-    """The `make demo` model: a small VAE that trains in about two minutes on 2 CPU cores."""
+    """The `make demo` model: a small VAE sized for a CPU."""
     run.model.latent_dim = 16
     run.model.channels = [32, 64]
     run.model.hidden = 256
