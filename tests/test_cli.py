@@ -297,6 +297,35 @@ def test_a_sampling_option_the_family_does_not_take_is_a_usage_error(vae_run, ca
     assert not (tmp_path / "x.png").exists()
 
 
+def test_an_output_that_cannot_be_written_is_one_line_naming_it(vae_run, capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a file where a folder is needed: fails for root too
+    out = blocker / "x.png"
+    line = in_process_error(capsys, 1, "sample", str(vae_run), "-n", "2", "--out", str(out))
+    assert str(blocker) in line
+    rc, _, err = in_process(capsys, "eval", str(vae_run), "--json", str(blocker / "m.json"))
+    assert rc == 1 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]  # after the metrics it printed
+    assert line.startswith("genlab eval: error: ") and str(blocker) in line
+
+
+@pytest.mark.parametrize(
+    "words, message",
+    [
+        ("--batch-size 0", "--batch-size must be at least 1; got 0"),
+        ("--samples -5", "--samples must be at least 10; got -5"),
+        ("--samples 20 --feature-steps 0", "--feature-steps must be at least 1; got 0"),
+    ],
+)
+def test_eval_numbers_are_checked_before_any_judge_is_trained(
+    vae_run, capsys, tmp_path, monkeypatch, words, message
+):
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "cache"))
+    line = in_process_error(capsys, 2, "eval", str(vae_run), *words.split())
+    assert line.endswith(message)
+    assert not (tmp_path / "cache").exists()  # no judge was trained for a bad setting
+
+
 def test_eval_reports_nll_bits_per_dim_and_anomaly_scores(vae_run, tmp_path):
     out = tmp_path / "m.json"
     r = run_cli("eval", str(vae_run), "--json", str(out), "--iw-samples", "10", "--anomaly-scores")

@@ -484,3 +484,21 @@ def test_a_run_killed_with_sigkill_while_checkpointing_resumes_and_finishes(
     assert (tmp_path / "s.png").stat().st_size > 0
     whole = never_killed(total)
     assert same_weights(run / "checkpoints" / "latest", whole / "checkpoints" / "latest")
+
+
+def test_an_atomic_write_that_cannot_start_names_the_target_not_its_temporary_file(
+    tmp_path, monkeypatch
+):
+    import tempfile
+
+    from genlab.io.atomic import write_text_atomic
+
+    def refuse(**kw):
+        raise PermissionError(13, "Permission denied", str(Path(kw["dir"]) / ".x.json.abc.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    target = tmp_path / "x.json"
+    with pytest.raises(PermissionError) as e:
+        write_text_atomic(target, "{}")
+    assert e.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []

@@ -215,12 +215,11 @@ def bench(
     import genlab
     from genlab.judges import judge
     from genlab.metrics.evaluate import evaluate
-    from genlab.metrics.quality import generate, sample_quality
+    from genlab.metrics.quality import check_quality_settings, generate, sample_quality
 
     if budget_minutes <= 0:
         raise UsageError(f"--budget-minutes must be positive; got {budget_minutes}")
-    if samples < 10:
-        raise UsageError(f"--samples must be at least 10; got {samples}")
+    check_quality_settings(samples, feature_steps)
     out = Path(out)
     overrides = list(overrides)
     for family in families:  # every setting is checked before any training starts

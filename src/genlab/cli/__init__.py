@@ -66,3 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `genlab train ... --print-config | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a folder that cannot be written, a full disk: the system's word
+        if debug:
+            traceback.print_exc()
+        where = f": {e.filename}" if e.filename else ""
+        print(
+            f"genlab {args.verb}: error: {e.strerror or e}{where}; check the path and its "
+            "permissions (and free disk space)",
+            file=sys.stderr,
+        )
+        return 1

@@ -142,6 +142,7 @@ def run(words: list[str]) -> int:
     from genlab.hardware import resolve_device
     from genlab.io.atomic import write_text_atomic
     from genlab.metrics.evaluate import evaluate
+    from genlab.metrics.quality import check_quality_settings
     from genlab.models.base import EvidenceBound, Likelihood
     from genlab.run import load, load_data, read_run
 
@@ -150,6 +151,10 @@ def run(words: list[str]) -> int:
         return 0
     a, cls = parsed
     options = options_from(a, cls.EvalOptions)
+    if a.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1; got {a.batch_size}")
+    if a.samples:  # 0: no sample-quality figures
+        check_quality_settings(a.samples, a.feature_steps)
     device = resolve_device(a.device)
     model = load(a.run_dir, which=a.which, ema=not a.no_ema, device=str(device))
     _, cfg, info = read_run(a.run_dir)
@@ -161,10 +166,11 @@ def run(words: list[str]) -> int:
         generative_image = not model.discriminative and data.info.kind == "image"
         has_likelihood = isinstance(model, Likelihood | EvidenceBound)
         samples = 1000 if generative_image and not has_likelihood else 0
+    frozen = None
     if samples:  # the frozen judge of sample quality: trained once, then cached
         from genlab.judges import judge
 
-        judge(data.info.source, steps=a.feature_steps, progress=sys.stderr.isatty())
+        frozen = judge(data.info.source, steps=a.feature_steps, progress=sys.stderr.isatty())
     metrics = evaluate(
         model,
         data,
@@ -176,6 +182,7 @@ def run(words: list[str]) -> int:
         progress=sys.stderr.isatty(),
         samples=samples,
         feature_steps=a.feature_steps,
+        judge=frozen,
     )
     metrics = {
         "run": str(a.run_dir),

@@ -23,7 +23,10 @@ def write_bytes_atomic(path: str | os.PathLike[str], content: bytes) -> None:
     """Write `content` to `path` through a synced temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # name the file asked for, not the temporary one
+        raise OSError(e.errno, e.strerror, str(path)) from e
     try:
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp creates 0600; give the usual file mode
         with os.fdopen(fd, "wb") as f:

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from genlab.data import Dataset
 from genlab.distributions import bits_per_dim
-from genlab.errors import DataError
+from genlab.errors import DataError, UsageError
 from genlab.models.base import (
     CountsUnits,
     DescribesNll,
@@ -89,6 +89,8 @@ def evaluate(
     it computed (key `nll_method`).
     """
     check_compatible(model, data)
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1; got {batch_size}")
     if dataclasses.is_dataclass(options):
         options = dataclasses.asdict(options)
     nll_options = {k: v for k, v in (options or {}).items() if v is not None}

@@ -151,6 +151,19 @@ def _split_images(data: Dataset, split: str, index: torch.Tensor) -> torch.Tenso
     return data.batch(split, index)["x"]  # (N, C, H, W) in [0, 1]
 
 
+MIN_SAMPLES = 10
+"""The fewest generated images the sample-quality figures are computed on."""
+
+
+def check_quality_settings(samples: int, feature_steps: int) -> None:
+    """One-line UsageErrors for `--samples` and `--feature-steps`, checked before a judge is
+    trained or anything is generated."""
+    if samples < MIN_SAMPLES:
+        raise UsageError(f"--samples must be at least {MIN_SAMPLES}; got {samples}")
+    if feature_steps < 1:
+        raise UsageError(f"--feature-steps must be at least 1; got {feature_steps}")
+
+
 def is_conditional(model: Any) -> bool:
     """Whether the model generates a requested class (`sample(..., class_label=K)`)."""
     takes = {f.name for f in dataclasses.fields(model.SampleOptions)}
@@ -214,8 +227,7 @@ def sample_quality(
             f"sample-quality metrics judge images with a classifier trained on the data's labels, "
             f"and '{info.source}' has none; use labelled data (class sub-folders or IDX labels)"
         )
-    if samples < 10:
-        raise UsageError(f"--samples must be at least 10; got {samples}")
+    check_quality_settings(samples, feature_steps)
     extractor = judge or load_judge(info.source, steps=feature_steps, cache_dir=cache_dir)
     out: dict[str, Any] = {
         "samples": samples,
