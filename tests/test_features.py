@@ -52,6 +52,15 @@ def test_trained_deterministically_cached_and_checksummed(tmp_path, monkeypatch,
     assert "fails its checksum" in capsys.readouterr().err
     assert all(torch.equal(w[k], v) for k, v in weights(healed).items())
 
+    # so is one whose meta.json is torn
+    (meta,) = (tmp_path / "a").glob("*/meta.json")
+    meta.write_text(meta.read_text()[:20])
+    with pytest.raises(JudgeNotCached, match="unreadable meta.json") as err:
+        load_judge("digits", steps=40, cache_dir=tmp_path / "a")
+    assert err.value.damaged
+    healed = judge("digits", steps=40, cache_dir=tmp_path / "a")
+    assert all(torch.equal(w[k], v) for k, v in weights(healed).items())
+
 
 def test_loading_a_judge_never_trains_one_and_says_how(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):

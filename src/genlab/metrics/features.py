@@ -92,12 +92,19 @@ def load_judge(
             f"no frozen judge (cnn {RECIPE}, {steps} steps) of '{info.source}' is cached in "
             f"{entry.parent}; {how}"
         )
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+        settings = _model_settings(entry, meta)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise JudgeNotCached(
+            f"the cached judge {entry} has an unreadable meta.json (a damaged file); {how}",
+            damaged=True,
+        ) from None
     if meta.get("sha256") != checksum(weights):
         raise JudgeNotCached(
             f"the cached judge {entry} fails its checksum (a damaged file); {how}", damaged=True
         )
-    model = _frozen(CNN(from_dict(CNN.Config, _model_settings(entry, meta)), info))
+    model = _frozen(CNN(from_dict(CNN.Config, settings), info))
     model.load_state_dict(load_tensors(weights))
     accuracy = meta.get("test_accuracy")
     model.test_accuracy = (
