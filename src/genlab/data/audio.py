@@ -502,6 +502,7 @@ class AudioKind(DataKind):
     Config: ClassVar[type] = AudioConfig
     Record: ClassVar[type] = AudioRecord
     suffixes: ClassVar[tuple[str, ...]] = (".wav", ".npy")
+    tokens: ClassVar[bool] = True  # with data.audio.encoding=mulaw
 
     def claims(self, path: Path) -> bool:
         if path.is_dir():

@@ -53,10 +53,13 @@ class DataKind:
     Config: ClassVar[type] = NoSettings
     Record: ClassVar[type] = NoSettings
     suffixes: ClassVar[tuple[str, ...]] = (".npy",)
+    """Output suffixes `write` accepts; the first is the default."""
     streams: ClassVar[bool] = False
     """Whether samples of this kind can be shown piece by piece as they are generated (text):
     `genlab sample` then streams them to stdout through a model's `stream`."""
-    """Output suffixes `write` accepts; the first is the default."""
+    tokens: ClassVar[bool] = False
+    """Whether its examples can be token ids below the record's `vocab_size` (as its settings
+    choose): the sequence families (genlab.sequence) read kinds that say so."""
     builtins: ClassVar[dict[str, str]] = {}
     """Built-in data sets of this kind (name -> description) that `read_builtin` loads; they
     ship with genlab's dependencies (nothing is downloaded)."""

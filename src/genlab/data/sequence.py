@@ -510,6 +510,7 @@ class SequenceKind(DataKind):
     )
     Config: ClassVar[type] = SequenceConfig
     Record: ClassVar[type] = SequenceRecord
+    tokens: ClassVar[bool] = True  # with data.sequence.encoding=events
     suffixes: ClassVar[tuple[str, ...]] = (".mid", ".midi", ".json", ".wav", ".npy")
 
     def claims(self, path: Path) -> bool:

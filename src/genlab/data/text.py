@@ -292,6 +292,7 @@ class TextKind(DataKind):
     Record = TextRecord
     suffixes = (".txt",)
     streams = True
+    tokens = True
 
     def claims(self, path: Path) -> bool:
         return is_text(path)

@@ -20,12 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from genlab.data import DataInfo
+from genlab.data.kinds import KINDS as DATA_KINDS
 from genlab.errors import DataError, RunError, UsageError
 from genlab.models.base import GenerativeModel
 from genlab.sequence.decoding import Recompute, Stepper, check_options, generate
 
-KINDS = ("text", "audio", "sequence")
-"""Data kinds whose examples are token sequences with a vocabulary size."""
+KINDS = tuple(name for name, kind in DATA_KINDS.items() if kind.tokens)
+"""Data kinds whose examples can be token sequences with a vocabulary size (their `tokens`), in
+the order of the data-kind registry."""
 
 
 def vocab_size_of(info: DataInfo) -> int:
