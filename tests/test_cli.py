@@ -26,6 +26,7 @@ from PIL import Image
 import genlab
 from conftest import ROOT, genlab_cmd, run_cli
 from genlab.cli import main
+from genlab.data import KINDS
 from genlab.registry import FAMILIES
 
 TINY_VAE = "--set model.channels=[8,16] --set model.hidden=32 --set model.latent_dim=4"
@@ -115,6 +116,9 @@ def test_list_shows_every_family_and_builtin_once():
         assert all(p in mine[0] for p in presets)
     for name in ("digits", "mnist-sample"):
         assert len([x for x in lines if x.split()[:1] == [name]]) == 1, (name, r.stdout)
+    for name, kind in KINDS.items():  # what --data reads and --out writes, per data kind
+        (mine,) = [x for x in lines if x.split()[:1] == [name]]
+        assert kind.description in mine and mine.endswith(", ".join(kind.suffixes))
 
 
 def test_no_verb_is_a_usage_error_that_shows_the_verbs(capsys):

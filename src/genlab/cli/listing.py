@@ -22,7 +22,7 @@ def _flags(cls: type) -> str:
 
 def run(_: argparse.Namespace) -> int:
     from genlab.cli.sample import modes_of, trigger
-    from genlab.data import BUILTINS
+    from genlab.data import BUILTINS, KINDS
     from genlab.registry import FAMILIES
 
     print("families:")
@@ -41,4 +41,7 @@ def run(_: argparse.Namespace) -> int:
     print("built-in datasets:")
     for name, desc in BUILTINS.items():
         print(f"  {name:<13} {desc}")
+    print("data kinds (--data takes a path of any of them; 'genlab sample --out' their suffixes):")
+    for name, kind in KINDS.items():
+        print(f"  {name:<13} {kind.description}; samples as {', '.join(kind.suffixes)}")
     return 0

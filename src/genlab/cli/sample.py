@@ -143,12 +143,10 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
             "Generate from a trained run. The sampling options belong to the run's family:\n"
             "'genlab sample RUN --help' lists those of RUN's family, 'genlab list' every family's."
         )
-        prog = "genlab sample"
     else:
         description = f"Generate from a trained '{cls.family}' run ({cls.description})."
-        prog = "genlab sample"
     p = argparse.ArgumentParser(
-        prog=prog,
+        prog="genlab sample",
         description="\n".join(textwrap.fill(x, 88) for x in description.split("\n")),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -170,8 +168,8 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         help="output file; its suffix picks the format of the run's data kind (images: .png "
-        "grid or .npy array; text: .txt). Default RUN_DIR/samples/sample-seedS.png for images; "
-        "text goes to stdout",
+        "grid or .npy array; 'genlab list' shows every kind's). Default: "
+        "RUN_DIR/samples/sample-seedS with the kind's first suffix; streamed text goes to stdout",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     add_checkpoint_args(p)

@@ -36,9 +36,8 @@ def add_parser(sub: Any) -> None:
     t.add_argument("family", help="model family (see 'genlab list')")
     t.add_argument(
         "--data",
-        help="built-in name (digits, mnist-sample) or a path to IDX files, "
-        "an image folder, a CSV file, a text file or a folder of .txt files; defaults to the "
-        "run's data with --resume",
+        help="a built-in data set or a path to data of any kind ('genlab list' shows both); "
+        "defaults to the run's data with --resume",
     )
     t.add_argument("--out", help="run directory to create (or resume); required")
     t.add_argument("--preset", help="named configuration of the family (see 'genlab list')")
