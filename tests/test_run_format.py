@@ -502,3 +502,16 @@ def test_an_atomic_write_that_cannot_start_names_the_target_not_its_temporary_fi
         write_text_atomic(target, "{}")
     assert e.value.filename == str(target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_files_get_the_usual_mode_under_the_process_umask(tmp_path):
+    from genlab.io.atomic import umask, write_text_atomic
+
+    old = os.umask(0o027)
+    try:
+        assert umask() == 0o027
+        write_text_atomic(tmp_path / "a.txt", "x")
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+        assert os.umask(0o027) == 0o027  # reading the mask left it as it was
+    finally:
+        os.umask(old)

@@ -13,7 +13,15 @@ from typing import Any
 
 
 def umask() -> int:
-    """The process's file-creation mask (read without changing it for long)."""
+    """The process's file-creation mask. Read from /proc where the system has it (Linux), so
+    that no other thread sees a changed mask; elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
