@@ -229,3 +229,4 @@ def test_the_summary_says_the_latest_checkpoint_counts_as_best(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "step 4, validation loss" in out and "the latest counts as best" in out
     assert "at step" not in out
+    assert f"next: genlab sample {run}   |   genlab eval {run}" in out

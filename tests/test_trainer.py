@@ -432,10 +432,12 @@ def test_the_family_selection_picks_the_best_checkpoint_and_stops_early(
     assert state["last_val"] == accuracies[stop_step - 1]
     capsys.readouterr()
     _print_summary(run)  # what `genlab train` prints at the end
+    out = capsys.readouterr().out
     assert (
         f"step {stop_step}, validation accuracy {accuracies[stop_step - 1]:.4f} "
-        f"(best {best:.4f} at step {best_step}, {mode}imum)" in capsys.readouterr().out
+        f"(best {best:.4f} at step {best_step}, {mode}imum)" in out
     )
+    assert f"next: genlab eval {run}" in out and "genlab sample" not in out  # mlp: no samples
 
 
 def test_selection_last_keeps_the_latest_as_best_and_never_stops_early(

@@ -136,4 +136,10 @@ def print_summary(run: Path) -> None:
         else:
             line += f" (best {s['best_val']:.4f} at step {s['best_step']}, {mode}imum)"
         print(line)
-    print(f"next: genlab sample {run}   |   genlab eval {run}")
+    from genlab.cli.runs import run_family
+    from genlab.registry import get_family
+
+    if get_family(run_family(run))[0].discriminative:  # nothing to sample: only eval is next
+        print(f"next: genlab eval {run}")
+    else:
+        print(f"next: genlab sample {run}   |   genlab eval {run}")
