@@ -150,6 +150,12 @@ def test_gpt_and_rnn_learn_token_sequences_and_sample_ids(family):
     ids = model.sample(2, prompt=[2], max_new_tokens=5, generator=torch.Generator().manual_seed(0))
     assert ids.shape == (2, 6) and ids[:, 0].tolist() == [2, 2]
     assert int(ids.max()) < VOCAB
+    # no prompt: what `genlab sample` asks for (the text options' default prompt is "")
+    ids = model.sample(2, max_new_tokens=5, generator=torch.Generator().manual_seed(0))
+    assert ids.shape == (2, 5) and int(ids.max()) < VOCAB
+    assert model.sample(2, prompt="", max_new_tokens=5).shape == (2, 5)
+    with pytest.raises(UsageError, match="not text: give the prompt as token ids"):
+        model.sample(1, prompt="C major", max_new_tokens=5)
     with pytest.raises(UsageError, match="streaming is for text"):
         model.sample(1, stream=print)
 
@@ -182,3 +188,33 @@ def test_sampling_changes_no_process_global_state(family, cached, process_settin
     model.generate_ids(torch.tensor([[1, 2]]), 5, cached=cached, on_token=lambda t: watch(""))
     assert len(seen) > 10 and set(seen) == {process_settings}
     assert (torch.get_num_threads(), torch.backends.mkldnn.enabled) == process_settings
+
+
+def test_gpt_on_music_trains_and_samples_files_through_the_command_line(tmp_path, capsys):
+    """`genlab sample` of a gpt trained on note lists writes MIDI and JSON (no text prompt)."""
+    import json
+
+    from genlab.cli import main
+
+    rng = torch.Generator().manual_seed(0)
+
+    def pieces(n: int) -> list[list[list[int]]]:
+        return [[sorted({60 + int(p) for p in torch.randint(0, 8, (2,), generator=rng)})
+                 for _ in range(12)] for _ in range(n)]  # fmt: skip
+
+    data = tmp_path / "chorales.json"
+    data.write_text(json.dumps({"train": pieces(8), "valid": pieces(3), "test": pieces(3)}))
+    run = tmp_path / "run"
+    tiny = ["model.n_layer=1", "model.n_head=2", "model.n_embd=16", "model.block_size=16"]
+    tiny += ["train.batch_size=4", "train.eval_batches=1"]
+    sets = [w for kv in tiny for w in ("--set", kv)]
+    assert (
+        main(["train", "gpt", "--data", str(data), "--out", str(run), "--steps", "3"] + sets) == 0
+    )
+    for suffix in ("mid", "json"):
+        out = tmp_path / f"x.{suffix}"
+        status = main(["sample", str(run), "-n", "2", "--max-new-tokens", "30", "--out", str(out)])
+        assert status == 0, capsys.readouterr().err
+    assert (tmp_path / "x-000.mid").is_file() and (tmp_path / "x-001.mid").is_file()
+    written = json.loads((tmp_path / "x.json").read_text())
+    assert len(written) == 2 and all(isinstance(p, list) for p in written)

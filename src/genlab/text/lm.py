@@ -131,6 +131,8 @@ class TextModel(SequenceModel):
         if not self.is_text:
             if stream is not None:
                 raise UsageError(f"streaming is for text; this model's data is {self.info.kind}")
+            if isinstance(prompt, str) and not prompt:  # the text default: no prompt
+                prompt = ()
             return super().sample(n, prompt=prompt, **options)
         check_options(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p
