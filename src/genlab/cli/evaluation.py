@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 from genlab.cli.parser import (
@@ -17,10 +16,10 @@ from genlab.cli.parser import (
     add_device,
     add_flags,
     add_hidden_flags,
-    common,
     flags_of,
     options_from,
     refuse_extras,
+    run_parser,
 )
 from genlab.errors import UsageError
 from genlab.models.base import NoOptions
@@ -43,17 +42,7 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
         )
     else:
         description = f"Metrics of a trained '{cls.family}' run ({cls.description})."
-    p = argparse.ArgumentParser(
-        prog="genlab eval",
-        description="\n".join(textwrap.fill(x, 88) for x in description.split("\n")),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common()],
-        add_help=False,
-        allow_abbrev=False,
-    )
-    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory of 'genlab train'")
-    p.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    p = run_parser("genlab eval", description, EPILOG)
     p.add_argument("--data", help="data to evaluate on (default: the run's own data)")
     p.add_argument(
         "--split",

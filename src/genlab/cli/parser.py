@@ -238,3 +238,20 @@ def add_hidden_flags(p: argparse.ArgumentParser, classes: Iterable[type]) -> Non
             seen.update(fl.spellings)
             kw: dict[str, Any] = {"action": "store_true"} if fl.switch else {}
             p.add_argument(*fl.spellings, dest="_" + fl.name, help=argparse.SUPPRESS, **kw)
+
+
+def run_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    """The parser of a verb that acts on a run (sample, eval): RUN_DIR and its own --help, so
+    the run's family can add its flags before the help is printed."""
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="\n".join(textwrap.fill(x, 88) for x in description.split("\n")),
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common()],
+        add_help=False,
+        allow_abbrev=False,
+    )
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory of 'genlab train'")
+    p.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    return p

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,11 @@ from genlab.cli.parser import (
     add_device,
     add_flags,
     add_hidden_flags,
-    common,
     flags_of,
     given,
     options_from,
     refuse_extras,
+    run_parser,
 )
 from genlab.errors import UsageError
 from genlab.models.base import Completes, Inpaints, LatentSpace, NoOptions, Reconstructs, Streams
@@ -145,17 +144,7 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
         )
     else:
         description = f"Generate from a trained '{cls.family}' run ({cls.description})."
-    p = argparse.ArgumentParser(
-        prog="genlab sample",
-        description="\n".join(textwrap.fill(x, 88) for x in description.split("\n")),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common()],
-        add_help=False,
-        allow_abbrev=False,
-    )
-    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory of 'genlab train'")
-    p.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    p = run_parser("genlab sample", description, EPILOG)
     streams = cls is not None and issubclass(cls, Streams)
     p.add_argument(
         "-n",
