@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,7 @@ from torch import nn
 
 from genlab.data import DataInfo
 from genlab.errors import UsageError
+from genlab.text.lm import SampleOptions as TextSampleOptions
 from genlab.text.lm import TextModel
 
 
@@ -73,6 +74,14 @@ class Config:
             )
         if not 0 <= self.dropout < 1:
             raise UsageError(f"model.dropout must be in [0, 1); got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class SampleOptions(TextSampleOptions):
+    context: Literal["rebuild", "exact"] = "rebuild"
+    """When the context is full: 'rebuild' refills the key/value cache from its last half (one
+    pass every block_size/2 tokens; each token sees block_size/2 to block_size tokens), 'exact'
+    reads the last block_size tokens for every token (nanoGPT's sampler; one full pass per token)."""
 
 
 def attention_mask(kind: str, window: int, q_pos: torch.Tensor, k_pos: torch.Tensor):
@@ -241,6 +250,7 @@ class GPT(TextModel):
     family = "gpt"
     description = "decoder-only transformer language model (char or BPE tokens); KV-cached sampling"
     Config = Config
+    SampleOptions = SampleOptions
     tiny = ("model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=16")
 
     def __init__(self, cfg: Config, info: DataInfo) -> None:
@@ -299,10 +309,18 @@ class GPT(TextModel):
             cache.length = end
         return self.head(self.ln_f(x))  # (B, T, C) -> (B, T, V)
 
-    def cached_stepper(self, fused: bool = True) -> CachedStepper:
+    def cached_stepper(self, fused: bool = True, context: str = "rebuild") -> CachedStepper:
         """KV-cached decoding, by default through the fused step (an optimisation of the module
-        path that computes the same logits)."""
-        return CachedStepper(self, fused)
+        path that computes the same logits); `context` as in `SampleOptions`."""
+        return CachedStepper(self, fused, exact=context == "exact")
+
+    @torch.inference_mode()
+    def sample(self, n: int, *, context: str = "rebuild", **options: Any) -> Any:
+        """As `TextModel.sample`; `context="exact"` conditions every token on the last
+        block_size tokens, as nanoGPT's sampler does (see `SampleOptions`)."""
+        if context not in ("rebuild", "exact"):
+            raise UsageError(f"context must be 'rebuild' or 'exact'; got {context!r}")
+        return super().sample(n, stepper_options={"context": context}, **options)
 
     def freeze(self, k: int) -> None:
         """Stop training the embeddings and the first k blocks (fine-tuning)."""
@@ -322,7 +340,8 @@ COPY_MAX_PARAMETERS = 16_000_000
 
 class CachedStepper:
     """Key/value-cached decoding; rebuilds the cache from the last half of the context when it
-    fills.
+    fills, or with `exact=True` from the last block_size tokens for every token once it is full
+    (every token then sees a full context, at the cost of one full pass per token).
 
     Each step runs `GPT.logits` on the new token with the cache: the model's own modules, in
     the model's mode. `fused=True` computes the same function as plain tensor operations on the
@@ -332,10 +351,11 @@ class CachedStepper:
     qkv projection into the cache by the product itself.
     """
 
-    def __init__(self, model: GPT, fused: bool = False) -> None:
+    def __init__(self, model: GPT, fused: bool = False, exact: bool = False) -> None:
         self.model, self.fused = model, fused
         cfg = model.cfg
-        self.size, self.keep = cfg.block_size, (cfg.block_size + 1) // 2
+        self.size = cfg.block_size
+        self.keep = cfg.block_size if exact else (cfg.block_size + 1) // 2
         self.ids = torch.empty(0)  # (B, L): the tokens the cache holds, L <= block_size
         self.cache: KVCache | None = None
         if fused:

@@ -72,9 +72,10 @@ class SequenceModel(GenerativeModel):
     """The most tokens `logits` reads (a fixed context), or None for any length."""
 
     # decoding ---------------------------------------------------------------------------------
-    def stepper(self, cached: bool = True) -> Stepper:
-        """A decoding stepper; `cached=False` recomputes the (windowed) sequence every step."""
-        return self.cached_stepper() if cached else Recompute(self.logits, self.max_context)
+    def stepper(self, cached: bool = True, **how: Any) -> Stepper:
+        """A decoding stepper; `cached=False` recomputes the (windowed) sequence every step.
+        `how` holds a family's own decoding choices, passed to its `cached_stepper`."""
+        return self.cached_stepper(**how) if cached else Recompute(self.logits, self.max_context)
 
     # training and scoring ---------------------------------------------------------------------
     def token_nll(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -126,12 +127,15 @@ class SequenceModel(GenerativeModel):
         max_new_tokens: int,
         *,
         cached: bool = True,
+        stepper_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> torch.Tensor:
-        """(B, T0) ids -> (B, T0 + max_new_tokens) ids (see `decoding.generate` options).
+        """(B, T0) ids -> (B, T0 + max_new_tokens) ids (see `decoding.generate` options;
+        `stepper_options` go to the family's cached stepper).
 
         Changes no process-global state (threads, oneDNN): the caller owns those."""
-        return generate(self.stepper(cached), ids.to(self.device), max_new_tokens, **options)
+        stepper = self.stepper(cached, **(stepper_options or {}))
+        return generate(stepper, ids.to(self.device), max_new_tokens, **options)
 
     def continue_ids(
         self,
@@ -160,6 +164,7 @@ class SequenceModel(GenerativeModel):
         top_k: int | None = None,
         top_p: float | None = None,
         cached: bool = True,
+        stepper_options: dict[str, Any] | None = None,
     ) -> Any:
         """(n, len(prompt) + max_new_tokens) token ids: the prompt and the tokens drawn after it.
 
@@ -174,6 +179,7 @@ class SequenceModel(GenerativeModel):
             self.prompt_ids(prompt),
             max_new_tokens,
             cached=cached,
+            stepper_options=stepper_options,
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,

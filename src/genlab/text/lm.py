@@ -118,6 +118,7 @@ class TextModel(SequenceModel):
         top_p: float | None = None,
         stream: Callable[[str], None] | None = None,
         cached: bool = True,
+        stepper_options: dict[str, Any] | None = None,
     ) -> Any:
         """On text, n strings: the prompt and max_new_tokens tokens drawn after it; on other
         token data, ids as `SequenceModel.sample`.
@@ -128,6 +129,7 @@ class TextModel(SequenceModel):
         """
         options = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k)
         options |= dict(top_p=top_p, generator=generator, cached=cached)
+        options |= dict(stepper_options=stepper_options)
         if not self.is_text:
             if stream is not None:
                 raise UsageError(f"streaming is for text; this model's data is {self.info.kind}")
