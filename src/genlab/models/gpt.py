@@ -80,8 +80,9 @@ class Config:
 class SampleOptions(TextSampleOptions):
     context: Literal["rebuild", "exact"] = "rebuild"
     """When the context is full: 'rebuild' refills the key/value cache from its last half (one
-    pass every block_size/2 tokens; each token sees block_size/2 to block_size tokens), 'exact'
-    reads the last block_size tokens for every token (nanoGPT's sampler; one full pass per token)."""
+    pass every block_size/2 tokens; each token sees block_size/2 to block_size tokens);
+    'exact' reads the last block_size tokens for every token (nanoGPT's sampler; one full pass
+    per token)."""
 
 
 def attention_mask(kind: str, window: int, q_pos: torch.Tensor, k_pos: torch.Tensor):
