@@ -14,6 +14,8 @@ from genlab.data import DataInfo, Dataset, load_dataset
 from genlab.errors import RunError, UsageError
 from genlab.io.atomic import write_bytes_atomic
 from genlab.io.checkpoint import (
+    checkpoint_dir,
+    checkpoint_step,
     find_checkpoint,
     is_checkpoint_folder,
     list_checkpoints,
@@ -191,6 +193,8 @@ def train(
     if tc.epochs > 0:
         # an epoch is one pass of full batches (the loop drops the last partial batch)
         total = math.ceil(tc.epochs * (len(dataset.splits["train"]) // tc.batch_size))
+    if resume:
+        _check_resume_target(out, total)
     torch.manual_seed(tc.seed)
     model = build_model(family, cfg.model, dataset.info, dataset.files)
     if init_from is not None:
@@ -233,6 +237,22 @@ def train(
             images = trainer.eval_model.eval().sample(64, generator=g)
         save_grid(images, out / "samples" / f"step-{state.step:07d}.png")
     return out
+
+
+def _check_resume_target(out: Path, total: int) -> None:
+    """A UsageError when a resumed run is already at (or past) `total` steps: resuming would
+    train nothing."""
+    latest = checkpoint_dir(out, "latest")
+    folders = list_checkpoints(out)
+    ckpt = latest if latest is not None else (folders[-1] if folders else None)
+    if ckpt is None:
+        return  # Trainer.resume says there is nothing to resume from
+    step = checkpoint_step(ckpt)
+    if total <= step:
+        raise UsageError(
+            f"the run is already at step {step} (asked for {total}); give --steps above {step} "
+            "to train further"
+        )
 
 
 def _init_weights(model: GenerativeModel, run_dir: str | Path) -> None:
