@@ -136,11 +136,25 @@ def nearest_neighbour_distances(query: torch.Tensor, reference: torch.Tensor) ->
 # generated images against real ones
 
 
+def _bar(items: Any, what: str, progress: bool) -> Any:
+    """`items` with a progress bar on stderr (tqdm; none unless `progress`)."""
+    from tqdm import tqdm
+
+    return tqdm(items, desc=what, unit="batch", disable=not progress, leave=False)
+
+
 @torch.no_grad()
-def embed(extractor: torch.nn.Module, images: torch.Tensor, batch_size: int = 500):
+def embed(
+    extractor: torch.nn.Module,
+    images: torch.Tensor,
+    batch_size: int = 500,
+    *,
+    progress: bool = False,
+    what: str = "embed",
+):
     """Features (N, D) and predicted classes (N,) of images (N, C, H, W) in [0, 1]."""
     feats, preds = [], []
-    for start in range(0, len(images), batch_size):
+    for start in _bar(range(0, len(images), batch_size), what, progress):
         x = images[start : start + batch_size].float()
         feats.append(extractor.features(x))
         preds.append(extractor.predict(x).argmax(-1))
@@ -178,15 +192,16 @@ def generate(
     seed: int = 0,
     batch_size: int = 250,
     class_label: int | None = None,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, float]:
     """n samples (n, C, H, W) on the CPU, drawn in batches from one seeded generator, and the
-    seconds it took."""
+    seconds it took (`progress`: a progress bar on stderr)."""
     g = torch.Generator(device=model.device).manual_seed(seed)
     options = {} if class_label is None else {"class_label": class_label}
     t0 = time.perf_counter()
     parts = [
         model.sample(min(batch_size, n - i), generator=g, **options).cpu()
-        for i in range(0, n, batch_size)
+        for i in _bar(range(0, n, batch_size), "generate", progress)
     ]
     return torch.cat(parts), time.perf_counter() - t0
 
@@ -203,6 +218,7 @@ def sample_quality(
     batch_size: int = 250,
     images: torch.Tensor | None = None,
     judge: torch.nn.Module | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Sample-quality figures of an image model in the features of the frozen `cnn`.
 
@@ -213,6 +229,7 @@ def sample_quality(
     split. Conditional models also get `conditional_accuracy` (balanced classes, same seed).
     `judge`: the frozen `cnn` (genlab.judges.judge); by default the cached one of the data,
     trained `feature_steps` steps (an error says how to train it when there is none).
+    `progress`: progress bars on stderr while generating and embedding.
     """
     from genlab.metrics.features import RECIPE, load_judge
 
@@ -239,7 +256,9 @@ def sample_quality(
     # generated, reference (training) and real (held-out) images, each embedded once
     if images is None:
         model.eval()
-        images, seconds = generate(model, samples, seed=seed, batch_size=batch_size)
+        images, seconds = generate(
+            model, samples, seed=seed, batch_size=batch_size, progress=progress
+        )
         out["sample_ms_per_image"] = 1000 * seconds / samples
     images = images[:samples]
     pick = torch.Generator().manual_seed(seed)
@@ -247,7 +266,8 @@ def sample_quality(
     ref_idx = torch.randperm(n_train, generator=pick)[:samples]
     real_idx = torch.randperm(n_real, generator=pick)[:samples]
     fake_f, fake_c = embed(extractor, images)
-    train_f, _ = embed(extractor, _split_images(data, "train", torch.arange(n_train)))
+    train_images = _split_images(data, "train", torch.arange(n_train))
+    train_f, _ = embed(extractor, train_images, progress=progress, what="embed train")
     ref_f = train_f[ref_idx]
     real_f, real_c = embed(extractor, _split_images(data, split, real_idx))
     out |= {"reference_images": len(ref_idx), "real_images": len(real_idx), "real_split": split}
