@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import genlab
 from conftest import tiny_overrides
 from genlab.cli import main
 from genlab.data import load_dataset
+from genlab.metrics.quality import density_coverage, precision_recall, quality_warnings, spread
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +99,44 @@ def test_max_examples_must_be_positive(vae_run, capsys):
     assert main(["eval", str(vae_run), "--max-examples", "0"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "genlab eval: error: --max-examples must be at least 1; got 0"
+
+
+# sample quality: precision that collapsed samples fool, coverage that they do not ------------
+
+
+def test_collapsed_samples_inside_one_wide_ball_fool_precision_not_coverage():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(200, 4, generator=g)
+    real[:3] += 6.0  # a few outliers: their 3-NN balls are wide
+    fake = real[1] + 0.5 + 0.01 * torch.randn(100, 4, generator=g)  # collapsed by an outlier
+    pr, dc = precision_recall(real, fake), density_coverage(real, fake)
+    assert pr == {"precision": 1.0, "recall": 0.0}  # every sample inside a real ball
+    assert dc["coverage"] <= 5 / 200  # yet they cover a handful of the 200 balls
+    assert spread(real, fake) < 0.02 and spread(real, real) == pytest.approx(1.0)
+    warnings = quality_warnings({**pr, **dc, "coverage_real": 1.0, "spread": 0.01})
+    assert warnings[0].startswith("precision high (1.000), recall ~0 (0.000): samples collapsed")
+    assert "coverage (0.0" in warnings[0]
+    assert quality_warnings({"precision": 0.9, "recall": 0.8}) == []  # real-like figures: none
+
+
+def test_pure_noise_samples_get_low_coverage_and_the_output_warns(
+    vae_run, capsys, tmp_path, monkeypatch
+):
+    from genlab.models.vae import VAE
+
+    def noise(self, n, *, generator=None, **options):  # the grey noise of an untrained GAN
+        return (0.5 + 0.1 * torch.randn(n, 1, 8, 8, generator=generator)).clamp(0, 1)
+
+    monkeypatch.setattr(VAE, "sample", noise)
+    out = tmp_path / "q.json"
+    stdout, err = run_eval(
+        capsys, str(vae_run), "--samples", "100", "--feature-steps", "30", "--json", str(out)
+    )
+    q = json.loads(out.read_text())
+    assert q["coverage"] < 0.3 < 0.9 < q["coverage_real"]  # noise covers little of the data
+    assert q["spread"] < 0.7 * q["spread_real"]
+    assert q["warnings"] == quality_warnings(q) != []
+    for warning in q["warnings"]:
+        assert f"genlab: warning: {warning}" in err.splitlines()
+    printed = [line.split(":")[0] for line in stdout.splitlines()]
+    assert printed.index("coverage") < printed.index("precision")  # the headline figures first

@@ -216,8 +216,8 @@ def run(words: list[str]) -> int:
         return f"{v:.6g}" if isinstance(v, float) else f"{v}"
 
     for k, v in metrics.items():
-        if k == "data_fingerprint":
-            continue  # in the JSON and the file name
+        if k in ("data_fingerprint", "warnings"):
+            continue  # in the JSON (and the file name); warnings follow the figures
         if k.endswith("_real") and k[: -len("_real")] in metrics:
             continue  # printed beside its figure
         if k == "anomaly_scores":
@@ -227,6 +227,8 @@ def run(words: list[str]) -> int:
             print(f"{k}: {show(v)}   (real {a.split} vs train: {show(metrics[f'{k}_real'])})")
         else:
             print(f"{k}: {show(v)}")
+    for warning in metrics.get("warnings", []):  # e.g. precision fooled by collapsed samples
+        print(f"genlab: warning: {warning}", file=sys.stderr)
     out = Path(a.json) if a.json else Path(a.run_dir) / eval_file_name(info, data.info, a.split)
     write_text_atomic(out, json.dumps(metrics, indent=2) + "\n")
     print(f"wrote {out}")

@@ -9,6 +9,8 @@ The functions on features are small and exact about their definitions:
 - `precision_recall`: improved precision and recall (Kynkaanniemi et al. 2019) from k-nearest-
   neighbour balls around real and generated features.
 - `density_coverage`: density and coverage (Naeem et al. 2020), from balls around real features.
+- `spread`: the mean distance between generated features relative to that between real ones
+  (about 1 when they match; near 0 for collapsed samples).
 - `class_coverage`: how many classes appear and the KL divergence of the class histogram from
   a reference histogram (the data's).
 - `nearest_neighbour_distances`: each query's distance to its nearest reference (memorization).
@@ -17,6 +19,12 @@ The functions on features are small and exact about their definitions:
 `cnn` judge (loaded by genlab.metrics.features; trained by genlab.judges) and reports every
 figure next to the same figure for real test images against real training images (the
 real-vs-real baseline).
+
+Coverage and density come first: precision can be fooled. Precision counts the samples that fall
+inside any real feature's k-NN ball, and the balls of the real set's outliers are wide; samples
+that collapse to one point of feature space (noise, one blob) can all land inside one or a few
+of them, giving precision near 1 with recall 0. Coverage (the share of real balls that hold a
+sample) cannot be raised that way. `quality_warnings` says so in the output when it happens.
 """
 
 from __future__ import annotations
@@ -112,6 +120,43 @@ def density_coverage(real: torch.Tensor, fake: torch.Tensor, *, k: int = 5) -> d
     density = inside.double().sum(0).mean() / k
     coverage = inside.any(1).double().mean()
     return {"density": float(density), "coverage": float(coverage)}
+
+
+def spread(reference: torch.Tensor, generated: torch.Tensor, *, limit: int = 1000) -> float:
+    """Mean distance between generated features over the mean distance between reference
+    features (the first `limit` rows of each): about 1 when the spreads match, near 0 when the
+    samples collapse to one point."""
+
+    def mean_distance(x: torch.Tensor) -> float:
+        x = x[:limit]
+        n = len(x)
+        return float(_distances(x, x).sum() / max(n * (n - 1), 1))
+
+    return mean_distance(generated) / max(mean_distance(reference), 1e-12)
+
+
+PRECISION_FOOLED = (0.8, 0.05)
+"""Precision above the first and recall below the second: a warning (see the module docstring)."""
+
+
+def quality_warnings(figures: dict[str, Any]) -> list[str]:
+    """Warning lines for sample-quality figures that mislead on their own."""
+    out = []
+    p, r = figures.get("precision"), figures.get("recall")
+    if p is not None and r is not None and p > PRECISION_FOOLED[0] and r < PRECISION_FOOLED[1]:
+        cov = figures.get("coverage", math.nan)
+        out.append(
+            f"precision high ({p:.3f}), recall ~0 ({r:.3f}): samples collapsed or off-manifold; "
+            f"precision counts samples inside wide real neighbourhoods, so judge by coverage "
+            f"({cov:.3f}, real {figures.get('coverage_real', math.nan):.3f})"
+        )
+    sp, sp_real = figures.get("spread"), figures.get("spread_real")
+    if sp is not None and sp_real is not None and sp < 0.5 * sp_real:
+        out.append(
+            f"the samples' spread is {sp:.3f} (real {sp_real:.3f}): they are much alike "
+            "(collapsed); look at a grid of them"
+        )
+    return out
 
 
 def conditional_accuracy(predicted: torch.Tensor, asked: torch.Tensor) -> float:
@@ -279,12 +324,15 @@ def sample_quality(
         """Every figure of one set of images (features and predicted classes)."""
         kid, kid_std = kernel_inception_distance(ref_f, feats, subset_size=kid_size, seed=seed)
         cov = class_coverage(classes, k, train_y)
-        return {
+        dc = density_coverage(ref_f, feats)
+        return {  # the figures noise cannot fool first
+            "coverage": dc["coverage"],
+            "density": dc["density"],
+            "spread": spread(ref_f, feats),
             "fd": frechet_distance(ref_f, feats),
             "kid": kid,
             "kid_std": kid_std,
             **precision_recall(ref_f, feats),
-            **density_coverage(ref_f, feats),
             "classes_covered": cov["classes_covered"],
             "class_kl": cov["class_kl"],
             "class_histogram": cov["histogram"],
@@ -297,6 +345,7 @@ def sample_quality(
     # memorization: below 1, samples sit closer to training images than unseen real images do
     out["memorization_ratio"] = out["nn_distance"] / max(out["nn_distance_real"], 1e-12)
     out["kid_subset_size"] = kid_size
+    out["warnings"] = quality_warnings(out)
 
     if is_conditional(model):
         per_class = max(1, math.ceil(samples / k))
