@@ -10,13 +10,13 @@ from typing import Any
 
 from genlab._version import __version__
 
-__all__ = ["__version__", "load", "train"]
+__all__ = ["__version__", "evaluations", "load", "train"]
 
 
 def __getattr__(name: str) -> Any:
-    """`genlab.train` and `genlab.load` (genlab.run), imported on first use, so that importing
-    a lower layer (e.g. genlab.models.gan) does not import the training loop."""
-    if name in ("train", "load"):
+    """`genlab.train`, `genlab.load` and `genlab.evaluations` (genlab.run), imported on first
+    use, so that importing a lower layer (e.g. genlab.models.gan) does not import the loop."""
+    if name in ("train", "load", "evaluations"):
         from genlab import run
 
         return getattr(run, name)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from genlab.data import DataInfo, Dataset, load_dataset
 from genlab.errors import RunError, UsageError
 from genlab.io.atomic import write_bytes_atomic
 from genlab.io.checkpoint import (
+    checkpoint_dir,
+    checkpoint_step,
     find_checkpoint,
     is_checkpoint_folder,
     list_checkpoints,
@@ -21,11 +25,12 @@ from genlab.io.checkpoint import (
     read_verified,
 )
 from genlab.io.images import save_grid
-from genlab.io.manifest import new_manifest, read_manifest, write_manifest
+from genlab.io.manifest import new_manifest, read_json_file, read_manifest, write_manifest
 from genlab.metrics.features import load_judge
 from genlab.models.base import Freezes, GenerativeModel, UsesDataFiles
 from genlab.registry import get_family
 from genlab.runconfig import default_config, run_config_class
+from genlab.training.ema import ema_lag_warning
 from genlab.training.loop import Trainer
 
 
@@ -191,6 +196,8 @@ def train(
     if tc.epochs > 0:
         # an epoch is one pass of full batches (the loop drops the last partial batch)
         total = math.ceil(tc.epochs * (len(dataset.splits["train"]) // tc.batch_size))
+    if resume:
+        _check_resume_target(out, total)
     torch.manual_seed(tc.seed)
     model = build_model(family, cfg.model, dataset.info, dataset.files)
     if init_from is not None:
@@ -235,6 +242,48 @@ def train(
     return out
 
 
+def eval_file_name(run_data: DataInfo, data: DataInfo, split: str) -> str:
+    """The file name of an evaluation's results in a run directory: `eval-SPLIT.json` on the
+    run's own data, `eval-NAME-HASH-SPLIT.json` on other data (NAME from its source, HASH the
+    start of its fingerprint), so evaluating other data never replaces the run's own result."""
+    if data.fingerprint == run_data.fingerprint:
+        return f"eval-{split}.json"
+    stem = Path(str(data.source).rstrip("/\\")).stem or "data"
+    name = re.sub(r"[^A-Za-z0-9_.]+", "_", stem).strip("_.")[:40] or "data"
+    return f"eval-{name}-{data.fingerprint[:8]}-{split}.json"
+
+
+def evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The evaluations kept in a run directory (its eval-*.json files, by name): each one's
+    `file` and its figures (data, split, checkpoint, metrics), without per-example lists."""
+    out = []
+    for path in sorted(Path(run_dir).glob("eval-*.json")):
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            out.append({"file": path.name, "error": "unreadable"})
+            continue
+        figures = raw.items() if isinstance(raw, dict) else ()
+        out.append({"file": path.name, **{k: v for k, v in figures if not isinstance(v, list)}})
+    return out
+
+
+def _check_resume_target(out: Path, total: int) -> None:
+    """A UsageError when a resumed run is already at (or past) `total` steps: resuming would
+    train nothing."""
+    latest = checkpoint_dir(out, "latest")
+    folders = list_checkpoints(out)
+    ckpt = latest if latest is not None else (folders[-1] if folders else None)
+    if ckpt is None:
+        return  # Trainer.resume says there is nothing to resume from
+    step = checkpoint_step(ckpt)
+    if total <= step:
+        raise UsageError(
+            f"the run is already at step {step} (asked for {total}); give --steps above {step} "
+            "to train further"
+        )
+
+
 def _init_weights(model: GenerativeModel, run_dir: str | Path) -> None:
     """Copy the weights of run_dir's best checkpoint (EMA when kept), or of the checkpoint
     folder run_dir, into `model`."""
@@ -261,6 +310,7 @@ def load(
 ) -> GenerativeModel:
     """Rebuild a trained model from its run directory, or from one checkpoint folder alone, in
     eval mode. Each file read is checked against the sha256 its checkpoint recorded.
+    `model.notes` lists warnings about the weights (EMA weights that averaged too few steps).
 
     `which` (run directories only): "best" (lowest validation loss; falls back to "latest"),
     "latest" or "step-N" (a kept checkpoint; see `train.keep_last`).
@@ -281,7 +331,14 @@ def load(
     info.file_data.update(read_data_files(ckpt))
     model = build_model(family, cfg.model, info, info.file_data)
     ema_file = ckpt / "ema.safetensors"
-    weights = ema_file if ema and ema_file.exists() else ckpt / "model.safetensors"
+    use_ema = ema and ema_file.exists()
+    weights = ema_file if use_ema else ckpt / "model.safetensors"
     model.load_state_dict(load_tensors(weights))
     model.checkpoint = ckpt.name
+    model.notes = []
+    if use_ema:  # EMA weights that have not caught up with training give noise
+        averaged = read_json_file(ckpt / "trainer.json", "trainer state").get("ema_count")
+        note = ema_lag_warning(cfg.train.ema_decay, averaged) if averaged is not None else None
+        if note:
+            model.notes.append(note)
     return model.to(device).eval()

@@ -7,6 +7,8 @@ evaluation flags (`--iw-samples` for vae, `--bound-timesteps` for ddpm, ...).
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -29,7 +31,8 @@ HELP = "metrics of a trained run on held-out data"
 EPILOG = """examples:
   genlab eval runs/demo                        # test split of the data the run was trained on
   genlab eval runs/demo --iw-samples 1000 --json nll.json
-  genlab eval runs/demo --data other-digits/ --anomaly-scores --json scores.json
+  genlab eval runs/demo --data other-digits/ --split all --anomaly-scores   # + a sorted CSV
+  genlab eval runs/ddpm --max-examples 500     # a bounded evaluation
   genlab eval runs/gan --samples 5000 --seed 1     # sample quality next to real-vs-real
 """
 
@@ -46,14 +49,33 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
     p.add_argument("--data", help="data to evaluate on (default: the run's own data)")
     p.add_argument(
         "--split",
-        choices=["test", "val", "train"],
-        help="split to evaluate (default test; val when the data has no test split)",
+        choices=["test", "val", "train", "all"],
+        help="split to evaluate (default test; val when the data has no test split); all: every "
+        "example of the data (train, val and test)",
     )
-    p.add_argument("--json", help="write the metrics here (default RUN_DIR/eval-SPLIT.json)")
+    p.add_argument(
+        "--max-examples",
+        type=int,
+        metavar="N",
+        help="score only the first N examples of the split (a quick, bounded evaluation)",
+    )
+    p.add_argument(
+        "--json",
+        help="write the metrics here (default RUN_DIR/eval-SPLIT.json; on other --data, "
+        "RUN_DIR/eval-NAME-HASH-SPLIT.json)",
+    )
     p.add_argument(
         "--anomaly-scores",
         action="store_true",
-        help="include per-example anomaly scores (negative ELBO or NLL) in the JSON",
+        help="score every example (negative ELBO or NLL, higher = more unusual): a CSV of "
+        "example (file name, CSV line or SPLIT:POSITION) and score, most unusual first, plus "
+        "the scores in the JSON",
+    )
+    p.add_argument(
+        "--csv",
+        metavar="PATH",
+        help="where --anomaly-scores writes its CSV (default: the JSON's name, "
+        "-anomaly-scores.csv)",
     )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0, help="seed of evaluation randomness")
@@ -73,6 +95,7 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
     )
     add_checkpoint_args(p)
     add_device(p, what="evaluate")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
@@ -130,10 +153,10 @@ def run(words: list[str]) -> int:
 
     from genlab.hardware import resolve_device
     from genlab.io.atomic import write_text_atomic
-    from genlab.metrics.evaluate import evaluate
+    from genlab.metrics.evaluate import evaluate, example_ids
     from genlab.metrics.quality import check_quality_settings
     from genlab.models.base import EvidenceBound, Likelihood
-    from genlab.run import load, load_data, read_run
+    from genlab.run import eval_file_name, load, load_data, read_run
 
     parsed = parse(words)
     if parsed is None:
@@ -142,10 +165,17 @@ def run(words: list[str]) -> int:
     options = options_from(a, cls.EvalOptions)
     if a.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; got {a.batch_size}")
+    if a.max_examples is not None and a.max_examples < 1:
+        raise UsageError(f"--max-examples must be at least 1; got {a.max_examples}")
+    if a.csv and not a.anomaly_scores:
+        raise UsageError("--csv is where --anomaly-scores writes its CSV; add --anomaly-scores")
+    progress = sys.stderr.isatty() and not a.quiet
     if a.samples:  # 0: no sample-quality figures
         check_quality_settings(a.samples, a.feature_steps)
     device = resolve_device(a.device)
     model = load(a.run_dir, which=a.which, ema=not a.no_ema, device=str(device))
+    for note in model.notes:  # e.g. EMA weights that have not caught up
+        print(f"genlab: warning: {note}", file=sys.stderr)
     _, cfg, info = read_run(a.run_dir)
     data = load_data(cfg, a.data or info.source, run_dir=a.run_dir)
     if a.split is None:  # e.g. a text corpus split 90/10 into train and validation only
@@ -159,7 +189,7 @@ def run(words: list[str]) -> int:
     if samples:  # the frozen judge of sample quality: trained once, then cached
         from genlab.judges import judge
 
-        frozen = judge(data.info.source, steps=a.feature_steps, progress=sys.stderr.isatty())
+        frozen = judge(data.info.source, steps=a.feature_steps, progress=progress)
     metrics = evaluate(
         model,
         data,
@@ -168,15 +198,17 @@ def run(words: list[str]) -> int:
         seed=a.seed,
         options=options,
         anomaly_scores=a.anomaly_scores,
-        progress=sys.stderr.isatty(),
+        progress=progress,
         samples=samples,
         feature_steps=a.feature_steps,
         judge=frozen,
+        max_examples=a.max_examples,
     )
     metrics = {
         "run": str(a.run_dir),
         "checkpoint": model.checkpoint,
         "data": data.info.source,
+        "data_fingerprint": data.info.fingerprint,
         **metrics,
     }
 
@@ -184,6 +216,8 @@ def run(words: list[str]) -> int:
         return f"{v:.6g}" if isinstance(v, float) else f"{v}"
 
     for k, v in metrics.items():
+        if k in ("data_fingerprint", "warnings"):
+            continue  # in the JSON (and the file name); warnings follow the figures
         if k.endswith("_real") and k[: -len("_real")] in metrics:
             continue  # printed beside its figure
         if k == "anomaly_scores":
@@ -193,7 +227,26 @@ def run(words: list[str]) -> int:
             print(f"{k}: {show(v)}   (real {a.split} vs train: {show(metrics[f'{k}_real'])})")
         else:
             print(f"{k}: {show(v)}")
-    out = Path(a.json) if a.json else Path(a.run_dir) / f"eval-{a.split}.json"
+    for warning in metrics.get("warnings", []):  # e.g. precision fooled by collapsed samples
+        print(f"genlab: warning: {warning}", file=sys.stderr)
+    out = Path(a.json) if a.json else Path(a.run_dir) / eval_file_name(info, data.info, a.split)
     write_text_atomic(out, json.dumps(metrics, indent=2) + "\n")
     print(f"wrote {out}")
+    if "anomaly_scores" in metrics:
+        table = Path(a.csv) if a.csv else out.with_name(f"{out.stem}-anomaly-scores.csv")
+        ids = example_ids(data, a.split, a.max_examples)
+        write_text_atomic(table, anomaly_csv(ids, metrics["anomaly_scores"]))
+        print(f"wrote {table} (most unusual first)")
+    elif a.anomaly_scores:
+        print(f"note: '{cls.family}' gives no per-example likelihood: no anomaly scores")
     return 0
+
+
+def anomaly_csv(ids: list[str], scores: list[float]) -> str:
+    """CSV text of example,score rows, the highest score (most unusual) first."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["example", "score"])
+    for i in sorted(range(len(scores)), key=lambda i: -scores[i]):  # stable among equal scores
+        w.writerow([ids[i], scores[i]])
+    return buf.getvalue()

@@ -281,6 +281,8 @@ def run(words: list[str]) -> int:
         raise UsageError(f"-n must be at least 1; got {a.n}")
     device = resolve_device(a.device)
     model = load(a.run_dir, which=a.which, ema=not a.no_ema, device=str(device))
+    for note in model.notes:  # e.g. EMA weights that have not caught up
+        print(f"genlab: warning: {note}", file=sys.stderr)
     kind = kind_of(model.info)
     streams = kind.streams and isinstance(model, Streams)
     if a.n is None:

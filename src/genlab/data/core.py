@@ -97,6 +97,8 @@ class Split:
 
     x: torch.Tensor
     y: torch.Tensor | None = None
+    ids: list[str] | None = field(default=None, compare=False)
+    """Where each example came from (a file name, a CSV line number), when the reader knows."""
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

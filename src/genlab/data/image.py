@@ -157,6 +157,11 @@ def read_image_folder(directory: Path, source: str) -> tuple[np.ndarray, np.ndar
     return np.ascontiguousarray(x), y, class_names
 
 
+def image_names(directory: Path, source: str) -> list[str]:
+    """The file names (relative to `directory`) of `read_image_folder`'s images, in its order."""
+    return [_describe(p, directory) for p in scan_image_folder(directory, source)[0]]
+
+
 def load_image_folder(
     directory: Path,
     source: str,
@@ -169,7 +174,10 @@ def load_image_folder(
     """Load a folder of same-sized PNG/JPEG images into (N, C, H, W) uint8 with 256 levels."""
     x, y, class_names = read_image_folder(directory, source)
     split = SplitSettings(val_fraction, test_fraction, seed, task)
-    return image_dataset(source, x=x, y=y, levels=256, class_names=class_names, split=split)
+    names = image_names(directory, source)
+    return image_dataset(
+        source, x=x, y=y, levels=256, class_names=class_names, split=split, names=names
+    )
 
 
 def image_dataset(
@@ -182,11 +190,13 @@ def image_dataset(
     levels: int,
     class_names: list[str],
     split: SplitSettings,
+    names: list[str] | None = None,
 ) -> ImageDataset:
     """Build an image Dataset from uint8 arrays (N, C, H, W) and optional int labels.
 
     With ``test_x`` the source has its own test set: it becomes the test split and val is carved
-    from ``x``. Otherwise all examples are shuffled and cut into train/val/test.
+    from ``x``. Otherwise all examples are shuffled and cut into train/val/test. `names`: each
+    example's file name, kept as the splits' `ids`.
     """
     if y is None and split.task == "classification":
         raise DataError(
@@ -199,11 +209,13 @@ def image_dataset(
             "regression works only with CSV files; use data.task=auto or classification"
         )
     arrays: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    ids: dict[str, list[str] | None] = dict.fromkeys(SPLITS)
     if test_x is not None:
         parts = carve_val(len(x), val_fraction=split.val_fraction, seed=split.seed, what=source)
         for name in ("train", "val"):
             idx = parts[name]
             arrays[name] = (x[idx], None if y is None else y[idx])
+            ids[name] = None if names is None else [names[i] for i in idx]
         arrays["test"] = (np.array(test_x), None if test_y is None else np.array(test_y))
     else:
         parts = split_indices(
@@ -216,10 +228,12 @@ def image_dataset(
         for name in SPLITS:
             idx = parts[name]
             arrays[name] = (x[idx], None if y is None else y[idx])
+            ids[name] = None if names is None else [names[i] for i in idx]
     splits = {
         name: Split(
             x=torch.from_numpy(np.ascontiguousarray(ax, dtype=np.uint8)),
             y=None if ay is None else torch.from_numpy(np.ascontiguousarray(ay, dtype=np.int64)),
+            ids=ids[name],
         )
         for name, (ax, ay) in arrays.items()
     }
@@ -288,7 +302,10 @@ class ImageKind(DataKind):
                 split=split,
             )
         x, y, class_names = read_image_folder(path, source)
-        return image_dataset(source, x=x, y=y, levels=256, class_names=class_names, split=split)
+        names = image_names(path, source)
+        return image_dataset(
+            source, x=x, y=y, levels=256, class_names=class_names, split=split, names=names
+        )
 
     def read_builtin(
         self,

@@ -408,6 +408,7 @@ def load_csv(path: Path, source: str, split: SplitSettings, cfg: TabularConfig) 
         part: Split(
             x=torch.from_numpy(np.ascontiguousarray(x_all[idx], dtype=np.float32)),
             y=torch.from_numpy(np.ascontiguousarray(y_all[idx], dtype=y_dtype)),
+            ids=[f"line {lines[i]}" for i in idx],  # where each row is in the file
         )
         for part, idx in parts.items()
     }

@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from genlab.data import Dataset
+from genlab.data.core import SPLITS
 from genlab.distributions import bits_per_dim
 from genlab.errors import DataError, UsageError
 from genlab.models.base import (
@@ -32,6 +33,36 @@ def check_compatible(model: GenerativeModel, data: Dataset) -> None:
         )
     if a.kind == "tabular" and a.record.feature_names != b.record.feature_names:
         raise DataError(f"'{b.source}' has other columns than the training data ({a.source})")
+
+
+def scored_examples(
+    data: Dataset, split: str, max_examples: int | None = None
+) -> list[tuple[str, torch.Tensor]]:
+    """The examples `evaluate` scores, in order, as (split name, positions in that split):
+    one split, or with split "all" every split (train, val, test); the first `max_examples`
+    of them when given."""
+    names = SPLITS if split == "all" else (split,)
+    for name in names:
+        if name not in data.splits:
+            raise UsageError(f"unknown split '{name}'; use one of: {', '.join(data.splits)}, all")
+    left = math.inf if max_examples is None else max_examples
+    out = []
+    for name in names:
+        take = int(min(len(data.splits[name]), left))
+        if take:
+            out.append((name, torch.arange(take)))
+        left -= take
+    return out
+
+
+def example_ids(data: Dataset, split: str, max_examples: int | None = None) -> list[str]:
+    """What each scored example is, in `evaluate`'s order: its file name or CSV line when the
+    data keeps them, else "SPLIT:POSITION"."""
+    out = []
+    for name, index in scored_examples(data, split, max_examples):
+        ids = getattr(data.splits[name], "ids", None)
+        out += [ids[i] if ids is not None else f"{name}:{i}" for i in index.tolist()]
+    return out
 
 
 def _mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
@@ -71,8 +102,10 @@ def evaluate(
     samples: int = 0,
     feature_steps: int = 2000,
     judge: torch.nn.Module | None = None,
+    max_examples: int | None = None,
 ) -> dict[str, Any]:
-    """The model's metrics on `split` of `data`.
+    """The model's metrics on `split` of `data` ("all": every split, train then val then test),
+    on its first `max_examples` examples when given (`scored_examples`).
 
     Discriminative models: accuracy (classification) or RMSE/MAE in the target's units
     (regression). Likelihood models: NLL in nats per example and bits/dim; ELBO when the model
@@ -94,18 +127,24 @@ def evaluate(
     if dataclasses.is_dataclass(options):
         options = dataclasses.asdict(options)
     nll_options = {k: v for k, v in (options or {}).items() if v is not None}
+    if max_examples is not None and max_examples < 1:
+        raise UsageError(f"--max-examples must be at least 1; got {max_examples}")
     model.eval()
-    part = data.splits[split]
-    n = len(part)
+    parts = scored_examples(data, split, max_examples)
+    n = sum(len(index) for _, index in parts)
     if n == 0:
         raise DataError(f"the {split} split of '{data.info.source}' is empty")
     out: dict[str, Any] = {"split": split, "examples": n}
     dims = model.dims
     collected: dict[str, list[torch.Tensor]] = {}
-    batches = range(0, n, batch_size)
-    for i, start in enumerate(tqdm(batches, desc=f"eval {split}", disable=not progress)):
-        idx = torch.arange(start, min(start + batch_size, n))
-        batch = {k: v.to(model.device) for k, v in data.batch(split, idx).items()}
+    batches = [
+        (name, index[start : start + batch_size])
+        for name, index in parts
+        for start in range(0, len(index), batch_size)
+    ]
+    bar = tqdm(batches, desc=f"eval {split}", unit="batch", disable=not progress, leave=False)
+    for i, (name, idx) in enumerate(bar):
+        batch = {k: v.to(model.device) for k, v in data.batch(name, idx).items()}
 
         def gen(i: int = i) -> torch.Generator:  # the same draws for every metric of a batch
             return torch.Generator(device=model.device).manual_seed(seed * 100_003 + i)
@@ -157,8 +196,9 @@ def evaluate(
             data,
             samples=samples,
             seed=seed,
-            split=split,
+            split="test" if split == "all" else split,
             feature_steps=feature_steps,
             judge=judge,
+            progress=progress,
         )
     return out

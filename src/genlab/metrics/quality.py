@@ -9,6 +9,8 @@ The functions on features are small and exact about their definitions:
 - `precision_recall`: improved precision and recall (Kynkaanniemi et al. 2019) from k-nearest-
   neighbour balls around real and generated features.
 - `density_coverage`: density and coverage (Naeem et al. 2020), from balls around real features.
+- `spread`: the mean distance between generated features relative to that between real ones
+  (about 1 when they match; near 0 for collapsed samples).
 - `class_coverage`: how many classes appear and the KL divergence of the class histogram from
   a reference histogram (the data's).
 - `nearest_neighbour_distances`: each query's distance to its nearest reference (memorization).
@@ -17,6 +19,12 @@ The functions on features are small and exact about their definitions:
 `cnn` judge (loaded by genlab.metrics.features; trained by genlab.judges) and reports every
 figure next to the same figure for real test images against real training images (the
 real-vs-real baseline).
+
+Coverage and density come first: precision can be fooled. Precision counts the samples that fall
+inside any real feature's k-NN ball, and the balls of the real set's outliers are wide; samples
+that collapse to one point of feature space (noise, one blob) can all land inside one or a few
+of them, giving precision near 1 with recall 0. Coverage (the share of real balls that hold a
+sample) cannot be raised that way. `quality_warnings` says so in the output when it happens.
 """
 
 from __future__ import annotations
@@ -114,6 +122,43 @@ def density_coverage(real: torch.Tensor, fake: torch.Tensor, *, k: int = 5) -> d
     return {"density": float(density), "coverage": float(coverage)}
 
 
+def spread(reference: torch.Tensor, generated: torch.Tensor, *, limit: int = 1000) -> float:
+    """Mean distance between generated features over the mean distance between reference
+    features (the first `limit` rows of each): about 1 when the spreads match, near 0 when the
+    samples collapse to one point."""
+
+    def mean_distance(x: torch.Tensor) -> float:
+        x = x[:limit]
+        n = len(x)
+        return float(_distances(x, x).sum() / max(n * (n - 1), 1))
+
+    return mean_distance(generated) / max(mean_distance(reference), 1e-12)
+
+
+PRECISION_FOOLED = (0.8, 0.05)
+"""Precision above the first and recall below the second: a warning (see the module docstring)."""
+
+
+def quality_warnings(figures: dict[str, Any]) -> list[str]:
+    """Warning lines for sample-quality figures that mislead on their own."""
+    out = []
+    p, r = figures.get("precision"), figures.get("recall")
+    if p is not None and r is not None and p > PRECISION_FOOLED[0] and r < PRECISION_FOOLED[1]:
+        cov = figures.get("coverage", math.nan)
+        out.append(
+            f"precision high ({p:.3f}), recall ~0 ({r:.3f}): samples collapsed or off-manifold; "
+            f"precision counts samples inside wide real neighbourhoods, so judge by coverage "
+            f"({cov:.3f}, real {figures.get('coverage_real', math.nan):.3f})"
+        )
+    sp, sp_real = figures.get("spread"), figures.get("spread_real")
+    if sp is not None and sp_real is not None and sp < 0.5 * sp_real:
+        out.append(
+            f"the samples' spread is {sp:.3f} (real {sp_real:.3f}): they are much alike "
+            "(collapsed); look at a grid of them"
+        )
+    return out
+
+
 def conditional_accuracy(predicted: torch.Tensor, asked: torch.Tensor) -> float:
     """Fraction of images generated for class `asked` that the classifier puts in that class."""
     return float((predicted.cpu() == asked.cpu()).double().mean())
@@ -136,11 +181,25 @@ def nearest_neighbour_distances(query: torch.Tensor, reference: torch.Tensor) ->
 # generated images against real ones
 
 
+def _bar(items: Any, what: str, progress: bool) -> Any:
+    """`items` with a progress bar on stderr (tqdm; none unless `progress`)."""
+    from tqdm import tqdm
+
+    return tqdm(items, desc=what, unit="batch", disable=not progress, leave=False)
+
+
 @torch.no_grad()
-def embed(extractor: torch.nn.Module, images: torch.Tensor, batch_size: int = 500):
+def embed(
+    extractor: torch.nn.Module,
+    images: torch.Tensor,
+    batch_size: int = 500,
+    *,
+    progress: bool = False,
+    what: str = "embed",
+):
     """Features (N, D) and predicted classes (N,) of images (N, C, H, W) in [0, 1]."""
     feats, preds = [], []
-    for start in range(0, len(images), batch_size):
+    for start in _bar(range(0, len(images), batch_size), what, progress):
         x = images[start : start + batch_size].float()
         feats.append(extractor.features(x))
         preds.append(extractor.predict(x).argmax(-1))
@@ -178,15 +237,16 @@ def generate(
     seed: int = 0,
     batch_size: int = 250,
     class_label: int | None = None,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, float]:
     """n samples (n, C, H, W) on the CPU, drawn in batches from one seeded generator, and the
-    seconds it took."""
+    seconds it took (`progress`: a progress bar on stderr)."""
     g = torch.Generator(device=model.device).manual_seed(seed)
     options = {} if class_label is None else {"class_label": class_label}
     t0 = time.perf_counter()
     parts = [
         model.sample(min(batch_size, n - i), generator=g, **options).cpu()
-        for i in range(0, n, batch_size)
+        for i in _bar(range(0, n, batch_size), "generate", progress)
     ]
     return torch.cat(parts), time.perf_counter() - t0
 
@@ -203,6 +263,7 @@ def sample_quality(
     batch_size: int = 250,
     images: torch.Tensor | None = None,
     judge: torch.nn.Module | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Sample-quality figures of an image model in the features of the frozen `cnn`.
 
@@ -213,6 +274,7 @@ def sample_quality(
     split. Conditional models also get `conditional_accuracy` (balanced classes, same seed).
     `judge`: the frozen `cnn` (genlab.judges.judge); by default the cached one of the data,
     trained `feature_steps` steps (an error says how to train it when there is none).
+    `progress`: progress bars on stderr while generating and embedding.
     """
     from genlab.metrics.features import RECIPE, load_judge
 
@@ -239,7 +301,9 @@ def sample_quality(
     # generated, reference (training) and real (held-out) images, each embedded once
     if images is None:
         model.eval()
-        images, seconds = generate(model, samples, seed=seed, batch_size=batch_size)
+        images, seconds = generate(
+            model, samples, seed=seed, batch_size=batch_size, progress=progress
+        )
         out["sample_ms_per_image"] = 1000 * seconds / samples
     images = images[:samples]
     pick = torch.Generator().manual_seed(seed)
@@ -247,7 +311,8 @@ def sample_quality(
     ref_idx = torch.randperm(n_train, generator=pick)[:samples]
     real_idx = torch.randperm(n_real, generator=pick)[:samples]
     fake_f, fake_c = embed(extractor, images)
-    train_f, _ = embed(extractor, _split_images(data, "train", torch.arange(n_train)))
+    train_images = _split_images(data, "train", torch.arange(n_train))
+    train_f, _ = embed(extractor, train_images, progress=progress, what="embed train")
     ref_f = train_f[ref_idx]
     real_f, real_c = embed(extractor, _split_images(data, split, real_idx))
     out |= {"reference_images": len(ref_idx), "real_images": len(real_idx), "real_split": split}
@@ -259,12 +324,15 @@ def sample_quality(
         """Every figure of one set of images (features and predicted classes)."""
         kid, kid_std = kernel_inception_distance(ref_f, feats, subset_size=kid_size, seed=seed)
         cov = class_coverage(classes, k, train_y)
-        return {
+        dc = density_coverage(ref_f, feats)
+        return {  # the figures noise cannot fool first
+            "coverage": dc["coverage"],
+            "density": dc["density"],
+            "spread": spread(ref_f, feats),
             "fd": frechet_distance(ref_f, feats),
             "kid": kid,
             "kid_std": kid_std,
             **precision_recall(ref_f, feats),
-            **density_coverage(ref_f, feats),
             "classes_covered": cov["classes_covered"],
             "class_kl": cov["class_kl"],
             "class_histogram": cov["histogram"],
@@ -277,6 +345,7 @@ def sample_quality(
     # memorization: below 1, samples sit closer to training images than unseen real images do
     out["memorization_ratio"] = out["nn_distance"] / max(out["nn_distance_real"], 1e-12)
     out["kid_subset_size"] = kid_size
+    out["warnings"] = quality_warnings(out)
 
     if is_conditional(model):
         per_class = max(1, math.ceil(samples / k))

@@ -20,6 +20,11 @@ that are detected by what a model has, never by its name:
   evaluation; a "warnings" list in it is printed as warning lines. `judge` is the frozen
   classifier of the data the run layer hands over when `judge_steps()` asks for one.
 - `selection`: the validation figure that picks the best checkpoint and drives early stopping.
+
+Inference runs without autograd: every method named in `INFERENCE` that a family defines
+(sample, nll, elbo, reconstruct, predict...) is wrapped in `torch.no_grad()` when the class is
+created, so `genlab.load(run).sample(16)` returns a plain tensor in every family. Training
+code therefore never calls these methods: it calls `loss`, or a family's own helpers.
 """
 
 from __future__ import annotations
@@ -199,8 +204,37 @@ class CountsUnits(Protocol):
         ...
 
 
+INFERENCE = (
+    "sample",
+    "stream",
+    "nll",
+    "elbo",
+    "prior",
+    "encode",
+    "decode",
+    "reconstruct",
+    "complete",
+    "inpaint",
+    "predict",
+)
+"""The methods that run without autograd in every family (see the module docstring)."""
+
+
+def _without_grad(fn: Callable) -> Callable:
+    wrapped = torch.no_grad()(fn)
+    wrapped.without_grad = True  # type: ignore[attr-defined]
+    return wrapped
+
+
 class GenerativeModel(nn.Module):
     """Base class: holds the config and the description of the data it was built for."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in INFERENCE:  # a family's inference methods run without autograd
+            fn = cls.__dict__.get(name)
+            if callable(fn) and not getattr(fn, "without_grad", False):
+                setattr(cls, name, _without_grad(fn))
 
     family: ClassVar[str] = ""
     description: ClassVar[str] = ""

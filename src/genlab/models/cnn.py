@@ -73,12 +73,16 @@ class CNN(GenerativeModel):
         h = self.convs(x * 2 - 1).flatten(1)  # (B, C, H, W) -> (B, C*H'*W')
         return F.relu(self.fc(h)) if len(self.fc) else h
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits (B, K)."""
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, K), with autograd (training)."""
         return self.head(self.dropout(self.features(x)))
 
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, K), without autograd."""
+        return self.logits(x)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        logits, y = self.predict(batch["x"]), batch["y"]
+        logits, y = self.logits(batch["x"]), batch["y"]
         loss = F.cross_entropy(logits, y)
         return {"loss": loss, "accuracy": (logits.argmax(-1) == y).float().mean()}
 

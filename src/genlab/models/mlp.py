@@ -56,13 +56,17 @@ class MLP(GenerativeModel):
         out = info.num_classes if self.classify else 1
         self.net = mlp_stack([self.dims, *cfg.hidden, out], cfg.activation, cfg.dropout)
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits (B, K) or the standardized regression output (B,)."""
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, K) or the standardized regression output (B,), with autograd."""
         out = self.net(x.flatten(1))  # (B, D) -> (B, K)
         return out if self.classify else out.squeeze(1)
 
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """`outputs` without autograd."""
+        return self.outputs(x)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out, y = self.predict(batch["x"]), batch["y"]
+        out, y = self.outputs(batch["x"]), batch["y"]
         if not self.classify:
             return {"loss": F.mse_loss(out, y)}
         if self.loss_name == "mse":

@@ -35,8 +35,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Clip the global gradient norm to this value; 0 disables."""
     ema_decay: float = 0.0
-    """If > 0, keep an exponential moving average of the weights with this decay; sampling and
-    evaluation then use the averaged weights."""
+    """If > 0, keep an exponential moving average of the weights with this decay, warmed up
+    as min(decay, (1 + n) / (10 + n)) after n steps; sampling and evaluation then use the
+    averaged weights."""
     eval_every: int = 200
     """Evaluate on the validation split every this many steps (and at the end)."""
     eval_batches: int = 0

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from genlab.data import Dataset
@@ -44,6 +44,7 @@ from genlab.io.checkpoint import (
 from genlab.io.journal import truncate_journal
 from genlab.models.base import GenerativeModel, ReportsHealth, Selection, TrainsItself
 from genlab.training.config import TrainConfig
+from genlab.training.ema import ema_model
 from genlab.training.optim import build_optimizer, lr_at
 from genlab.training.runtime import (
     Dist,
@@ -182,9 +183,7 @@ class Trainer:
         }
         self.ema: AveragedModel | None = None
         if cfg.ema_decay > 0:
-            self.ema = AveragedModel(
-                model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
-            )
+            self.ema = ema_model(model, cfg.ema_decay)  # with a warm-up (genlab.training.ema)
         sel = self.selection
         self.state = TrainerState(
             best_val=-math.inf if sel.mode == "max" else math.inf,

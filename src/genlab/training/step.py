@@ -78,15 +78,33 @@ class StepHelper:
         opt.zero_grad(set_to_none=True)
         with self._no_autocast():
             loss.backward()
-        grads = [p.grad for p in params if p.grad is not None]
-        if self.dist.world > 1 and grads:
-            flat = torch.cat([g.reshape(-1) for g in grads])  # one all-reduce for all of them
-            self.dist.all_reduce_mean(flat)
-            for g, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
-                g.copy_(part.view_as(g))
+        if self.dist.world > 1:
+            self._all_reduce(params)
         if self.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
         opt.step()
+
+    def _all_reduce(self, params: list[torch.nn.Parameter]) -> None:
+        """Average the gradients of `params` over the processes in one all-reduce of the same
+        size in every process: a parameter without a gradient here (unused in this process's
+        forward) contributes zeros, and a flag per parameter says which processes had one, so
+        a parameter that none of them used keeps no gradient (the optimizer skips it)."""
+        if not params:
+            return
+        parts = [
+            p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel()) for p in params
+        ]
+        flags = torch.tensor(
+            [float(p.grad is not None) for p in params], device=parts[0].device
+        ).to(parts[0].dtype)
+        flat = torch.cat([*parts, flags])  # one all-reduce for all of them
+        self.dist.all_reduce_mean(flat)
+        *means, used = flat.split([*(p.numel() for p in params), len(params)])
+        for p, mean, anyone in zip(params, means, used.tolist(), strict=True):
+            if p.grad is not None:
+                p.grad.copy_(mean.view_as(p.grad))
+            elif anyone > 0:  # used by another process only: its share of the mean
+                p.grad = mean.view_as(p).clone()
 
     # noise of the global batch --------------------------------------------------------------
     def _draw(self, fn, n: int, shape: tuple[int, ...], device: torch.device | str | None):
