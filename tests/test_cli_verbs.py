@@ -125,3 +125,36 @@ def test_training_time_adds_up_over_a_resume(tmp_path):
     genlab.train("mlp", "", run, steps=8, resume=True, quiet=True)
     times = [r["elapsed_s"] for r in map(json.loads, (run / "metrics.jsonl").open())]
     assert times == sorted(times) and times[-1] > first > 0
+
+
+# 13. genlab plot --------------------------------------------------------------------------------
+def test_curves_are_the_journal_figures_by_split(runs_dir):
+    from genlab.io.runs import curves
+
+    logged = curves(runs_dir / "mlp")
+    records = [json.loads(x) for x in (runs_dir / "mlp" / "metrics.jsonl").read_text().splitlines()]
+    for split in ("train", "val"):
+        want = [(r["step"], r["loss"]) for r in records if r["split"] == split]
+        assert logged["loss"][split] == want and want
+    assert "early_stop" not in logged and "elapsed_s" not in logged  # not figures
+
+
+def test_plot_draws_several_runs_on_one_png(runs_dir, tmp_path, capsys):
+    from PIL import Image
+
+    one, both = tmp_path / "one.png", tmp_path / "both.png"
+    assert cli(capsys, "plot", runs_dir / "mlp", "--out", one)[0] == 0
+    rc, out, _ = cli(capsys, "plot", runs_dir / "mlp", runs_dir / "cnn", "--out", both, "--log")
+    assert rc == 0 and out.strip() == f"wrote {both}"
+    with Image.open(one) as a, Image.open(both) as b:
+        assert a.format == b.format == "PNG" and a.width > 400 and a.height > 300
+        assert a.tobytes() != b.tobytes()  # the second run's curves are on the figure
+    rc, out, _ = cli(capsys, "plot", runs_dir / "mlp", "--metric", "accuracy")
+    assert (runs_dir / "mlp" / "curves-accuracy.png").is_file()  # default: beside the run
+
+
+def test_plot_refuses_a_figure_a_run_did_not_log(runs_dir, tmp_path, capsys):
+    line = error(capsys, 2, "plot", runs_dir / "mlp", runs_dir / "vae", "--metric", "accuracy")
+    assert f"{runs_dir / 'vae'} logged no 'accuracy'; it has loss" in line
+    assert "writes a PNG" in error(capsys, 2, "plot", runs_dir / "mlp", "--out", tmp_path / "x.jpg")
+    assert "not a genlab run directory" in error(capsys, 2, "plot", tmp_path)

@@ -256,3 +256,29 @@ def describe(run: str | Path) -> dict[str, Any]:
         "evaluations": evaluations(run),
         "samples": samples,
     }
+
+
+# curves --------------------------------------------------------------------------------------
+NOT_FIGURES = ("step", "split", "elapsed_s")
+"""Keys of metrics.jsonl records that are not figures to plot."""
+
+
+def curves(run: str | Path) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """The figures a run logged: name -> split (train, val) -> [(step, value)], in step order.
+
+    Only numbers are kept (booleans such as early_stop are not figures)."""
+    run = Path(run)
+    if not (run / "metrics.jsonl").is_file():
+        read_manifest(run)  # the one-line error for a folder that is not a run
+        raise UsageError(f"{run} has no metrics.jsonl yet; train it first")
+    out: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for record in read_journal(run / "metrics.jsonl"):
+        split, step = record.get("split"), record.get("step")
+        if not isinstance(split, str) or not isinstance(step, int):
+            continue
+        for key, value in record.items():
+            if key in NOT_FIGURES or isinstance(value, bool):
+                continue
+            if isinstance(value, int | float):
+                out.setdefault(key, {}).setdefault(split, []).append((step, float(value)))
+    return out
