@@ -8,11 +8,16 @@ except where the process itself is what is checked (--version).
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 import genlab
 from conftest import tiny_overrides
@@ -158,3 +163,152 @@ def test_plot_refuses_a_figure_a_run_did_not_log(runs_dir, tmp_path, capsys):
     assert f"{runs_dir / 'vae'} logged no 'accuracy'; it has loss" in line
     assert "writes a PNG" in error(capsys, 2, "plot", runs_dir / "mlp", "--out", tmp_path / "x.jpg")
     assert "not a genlab run directory" in error(capsys, 2, "plot", tmp_path)
+
+
+# 14. genlab predict -----------------------------------------------------------------------------
+def digits_test_images(n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """n built-in digits as uint8 8x8 images on 256 levels, and their labels."""
+    from genlab.data.builtin import builtin_images
+
+    x, y, levels = builtin_images("digits")
+    pixels = (x[-n:, 0].astype(np.float64) * 255 / (levels - 1)).round().astype(np.uint8)
+    return pixels, y[-n:]
+
+
+def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray | None) -> Path:
+    """IDX files (MNIST format) of uint8 images (N, H, W), gzip-compressed, and their labels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n, h, w = images.shape
+    head = (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (n, h, w))
+    path = folder / f"{prefix}-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(head + images.tobytes()))
+    if labels is not None:
+        head = (0x801).to_bytes(4, "big") + n.to_bytes(4, "big")
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            head + labels.astype(np.uint8).tobytes()
+        )
+    return path
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def expected(run: Path, images: np.ndarray) -> list[str]:
+    """The classes the run's model gives uint8 images (N, H, W), computed here directly."""
+    model = genlab.load(run)
+    x = torch.from_numpy(images[:, None].astype(np.float32) / 255)
+    with torch.no_grad():
+        return [model.info.class_names[k] for k in model.predict(x).argmax(-1).tolist()]
+
+
+def test_predict_an_image_folder_with_class_subfolders(runs_dir, tmp_path, capsys):
+    images, labels = digits_test_images()
+    folder = tmp_path / "digits"
+    for i, (img, y) in enumerate(zip(images, labels)):
+        (folder / str(y)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / str(y) / f"img{i:02d}.png")
+    out = tmp_path / "predictions.csv"
+    rc, said, _ = cli(capsys, "predict", runs_dir / "cnn", "--data", folder, "--out", out)
+    assert rc == 0 and said.startswith(f"wrote {out} (12 predictions from step-")
+    rows = read_csv(out)
+    assert list(rows[0]) == ["input", "label", "predicted", *(f"p_{k}" for k in range(10))]
+    order = sorted(range(12), key=lambda i: (str(labels[i]), i))  # class folders, then files
+    assert [r["input"] for r in rows] == [f"{labels[i]}/img{i:02d}.png" for i in order]
+    assert [r["label"] for r in rows] == [str(labels[i]) for i in order]
+    assert [r["predicted"] for r in rows] == expected(runs_dir / "cnn", images[order])
+    for r in rows:
+        probs = [float(r[f"p_{k}"]) for k in range(10)]
+        assert sum(probs) == pytest.approx(1, abs=1e-4)
+        assert r["predicted"] == str(max(range(10), key=probs.__getitem__))
+    # one image alone, no label
+    one_image = next(folder.rglob("*.png"))
+    rc, _, err = cli(capsys, "predict", runs_dir / "mlp", "--data", one_image, "--out", out)
+    assert rc == 0, err
+    one = read_csv(out)
+    assert len(one) == 1 and list(one[0])[:2] == ["input", "predicted"]
+
+
+def test_predict_reads_idx_files_and_folders(runs_dir, tmp_path, capsys):
+    images, labels = digits_test_images(10)
+    folder = tmp_path / "idx"
+    train_file = write_idx(folder, "train", images[:6], labels[:6])
+    write_idx(folder, "t10k", images[6:], None)
+    out = tmp_path / "p.csv"
+    assert cli(capsys, "predict", runs_dir / "cnn", "--data", train_file, "--out", out)[0] == 0
+    rows = read_csv(out)
+    assert [r["input"] for r in rows] == [f"train-images-idx3-ubyte.gz:{i}" for i in range(6)]
+    assert [r["label"] for r in rows] == [str(v) for v in labels[:6]]
+    assert [r["predicted"] for r in rows] == expected(runs_dir / "cnn", images[:6])
+    # the folder: every images file (the unlabelled t10k set too), so no label column
+    assert cli(capsys, "predict", runs_dir / "cnn", "--data", folder, "--out", out)[0] == 0
+    rows = read_csv(out)
+    assert "label" not in rows[0] and len(rows) == 10
+    assert rows[0]["input"] == "t10k-images-idx3-ubyte.gz:0"
+    assert [r["predicted"] for r in rows] == expected(
+        runs_dir / "cnn", images[[*range(6, 10), *range(6)]]
+    )
+
+
+def test_predict_csv_rows_by_column_name(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=60), rng.normal(size=60)
+    table = tmp_path / "train.csv"
+    table.write_text(
+        "a,b,label\n" + "".join(f"{x:.3f},{y:.3f},{int(x > y)}\n" for x, y in zip(a, b))
+    )
+    run = tiny_run(tmp_path / "mlp", "mlp", 6, str(table))
+    inputs = tmp_path / "new.csv"
+    inputs.write_text("b,extra,a\n0.5,x,-1.0\n-2.0,y,1.5\n")  # other order, an unused column
+    out = tmp_path / "out.csv"
+    assert cli(capsys, "predict", run, "--data", inputs, "--out", out)[0] == 0
+    rows = read_csv(out)
+    assert [r["input"] for r in rows] == ["1", "2"] and list(rows[0])[:2] == ["input", "predicted"]
+    model = genlab.load(run)
+    from genlab.data import KINDS
+
+    x = KINDS["tabular"].encode([[-1.0, 0.5], [1.5, -2.0]], model.info)
+    with torch.no_grad():
+        want = [model.info.class_names[k] for k in model.predict(x).argmax(-1).tolist()]
+    assert [r["predicted"] for r in rows] == want
+    assert "lacks the column 'a'" in error(
+        capsys, 1, "predict", run, "--data", write_text(tmp_path / "bad.csv", "b\n1\n")
+    )
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_predict_refuses_generative_runs_and_wrong_inputs(runs_dir, tmp_path, capsys):
+    line = error(capsys, 2, "predict", runs_dir / "vae", "--data", tmp_path)
+    assert "'vae' is generative" in line and "mlp, cnn" in line
+    big = tmp_path / "big.png"
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(big)
+    line = error(capsys, 1, "predict", runs_dir / "cnn", "--data", big)
+    assert "28x28 images but the run's are 8x8" in line
+    assert "no file or folder" in error(
+        capsys, 2, "predict", runs_dir / "cnn", "--data", tmp_path / "x"
+    )
+
+
+def test_predict_a_regression_in_the_targets_units(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=60)
+    table = write_text(
+        tmp_path / "t.csv", "a,y\n" + "".join(f"{x:.3f},{100 + 10 * x:.2f}\n" for x in a)
+    )
+    run = tiny_run(tmp_path / "reg", "mlp", 6, str(table))
+    out = tmp_path / "out.csv"
+    assert cli(capsys, "predict", run, "--data", table, "--out", out)[0] == 0
+    rows = read_csv(out)
+    assert list(rows[0]) == ["input", "label", "predicted"] and len(rows) == 60
+    model = genlab.load(run)
+    rec = model.info.record
+    with torch.no_grad():
+        z = model.predict(torch.tensor((a[:3, None] - rec.feature_mean) / rec.feature_std).float())
+    want = (z * rec.target_std + rec.target_mean).tolist()
+    assert [float(r["predicted"]) for r in rows[:3]] == pytest.approx(want, rel=1e-4)
+    assert rows[0]["label"] == f"{100 + 10 * a[0]:.2f}"

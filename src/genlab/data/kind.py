@@ -45,6 +45,19 @@ class NoSettings:
     """A kind with no settings of its own."""
 
 
+@dataclass
+class Inputs:
+    """Examples to predict on, as a data kind's `read_inputs` reads them."""
+
+    names: list[str]
+    """Per example: where it came from (a file name, `file:index` in an IDX file, a CSV row)."""
+    x: torch.Tensor
+    """The examples in the model's form, (N, ...)."""
+    labels: list[str] | None = None
+    """Per example: the label the input carries (class folder, IDX label, CSV target), when
+    it carries one."""
+
+
 class DataKind:
     """Base of the data kinds; subclasses set the class attributes and the methods below."""
 
@@ -96,6 +109,15 @@ class DataKind:
     ) -> Any:
         """Load the built-in data set `name` (one of `builtins`) into a `Dataset`."""
         raise NotImplementedError
+
+    def read_inputs(self, path: Path, info: Any) -> Inputs:
+        """The examples at `path` (a file or folder of this kind, labelled or not) in the model's
+        form for a run trained on data described by `info`, each with a name that finds it
+        again (a file name, a row number): what `genlab predict` scores."""
+        raise UsageError(
+            f"genlab predict reads image and CSV data; a run trained on {self.name} data has "
+            "nothing to predict from"
+        )
 
     # codec -------------------------------------------------------------------------------------
     def encode(self, data: Any, info: Any) -> torch.Tensor:
