@@ -12,6 +12,7 @@ import csv
 import gzip
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -312,3 +313,101 @@ def test_predict_a_regression_in_the_targets_units(tmp_path, capsys):
     want = (z * rec.target_std + rec.target_mean).tolist()
     assert [float(r["predicted"]) for r in rows[:3]] == pytest.approx(want, rel=1e-4)
     assert rows[0]["label"] == f"{100 + 10 * a[0]:.2f}"
+
+
+# 15. one file per sample; genlab export ---------------------------------------------------------
+@pytest.mark.parametrize("slash", [True, False])
+def test_sample_into_a_folder_writes_the_grid_and_one_png_per_sample(
+    runs_dir, tmp_path, capsys, slash
+):
+    folder = tmp_path / "out"
+    if not slash:
+        folder.mkdir()  # an existing folder needs no slash
+    target = f"{folder}/" if slash else str(folder)
+    rc, said, _ = cli(capsys, "sample", runs_dir / "vae", "-n", "5", "--out", target)
+    assert rc == 0 and "(6 files)" in said
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(["sample-seed0.png", *(f"sample-seed0-{i:03d}.png" for i in range(5))])
+    cli(capsys, "sample", runs_dir / "vae", "-n", "5", "--out", tmp_path / "same.npy")
+    want = (np.load(tmp_path / "same.npy") * 255).round().astype(np.uint8)  # the same samples
+    for i in range(5):
+        with Image.open(folder / f"sample-seed0-{i:03d}.png") as img:
+            assert img.size == (8, 8)  # its own size: no border, not enlarged
+            assert np.array_equal(np.asarray(img), want[i, 0])
+
+
+def test_each_data_kind_writes_one_file_per_sample(tmp_path):
+    from genlab.data import KINDS
+    from genlab.data.core import DataInfo
+    from genlab.data.tabular import TabularRecord
+
+    text = DataInfo(source="t", kind="text", shape=[8])
+    paths = KINDS["text"].write_each(["first text", "second"], tmp_path / "t", text, stem="s")
+    assert [p.name for p in paths] == ["s.txt", "s-000.txt", "s-001.txt"]
+    assert [p.read_text() for p in paths[1:]] == ["first text\n", "second\n"]
+    rec = TabularRecord(
+        columns=["a"],
+        types=["numeric"],
+        categories=[[]],
+        decimals=[1],
+        slices=[[0, 1]],
+        feature_names=["a"],
+        feature_mean=[0.0],
+        feature_std=[1.0],
+    )
+    table = DataInfo(source="c", kind="tabular", shape=[1], record=rec)
+    paths = KINDS["tabular"].write_each(torch.tensor([[1.0], [2.5]]), tmp_path / "c", table)
+    assert [p.read_text() for p in paths] == ["a\n1.0\n2.5\n", "a\n1.0\n", "a\n2.5\n"]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_export_torchscript_of_a_classifier_and_a_generator(runs_dir, tmp_path, capsys):
+    out = tmp_path / "lenet.pt"
+    rc, said, _ = cli(capsys, "export", runs_dir / "cnn", "--format", "torchscript", "--out", out)
+    assert rc == 0 and "outputs within 0.0e+00 of genlab's" in said
+    meta = json.loads((tmp_path / "lenet.pt.json").read_text())
+    assert meta["exports"] == "predict" and meta["class_names"] == [str(k) for k in range(10)]
+    assert meta["input"]["shape"] == ["B", 1, 8, 8]
+    served = torch.jit.load(str(out))
+    model = genlab.load(runs_dir / "cnn")
+    x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(served(x), model.predict(x).softmax(-1), atol=1e-6)
+
+    out = tmp_path / "vae.pt2"  # torch.export's format
+    assert cli(capsys, "export", runs_dir / "vae", "--format", "pt2", "--out", out)[0] == 0
+    served = torch.export.load(str(out)).module()
+    vae = genlab.load(runs_dir / "vae")
+    z = vae.prior(3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(served(z), vae.decode(z), atol=1e-6)
+    meta = json.loads((tmp_path / "vae.pt2.json").read_text())
+    assert meta["exports"] == "decode" and meta["output"]["shape"] == ["B", 1, 8, 8]
+
+
+def test_export_refuses_families_that_sample_in_a_loop(tmp_path, capsys):
+    for family in ("gpt", "rnn", "pixelcnn", "ddpm"):
+        run = tmp_path / family
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"family": family}))
+        line = error(capsys, 2, "export", run, "--format", "torchscript")
+        assert f"'{family}' cannot be exported: it samples in a Python loop" in line
+        assert "takes mlp, cnn, vae, gan runs" in line
+
+
+def test_export_onnx_runs_in_onnx_reference_evaluator(runs_dir, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "mlp.onnx"
+    with monkeypatch.context() as m:  # without the extra: one line that says what to install
+        m.setitem(sys.modules, "onnxscript", None)
+        line = error(capsys, 2, "export", runs_dir / "mlp", "--format", "onnx", "--out", out)
+        assert "pip install 'genlab[onnx]'" in line
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from onnx.reference import ReferenceEvaluator
+
+    assert cli(capsys, "export", runs_dir / "mlp", "--format", "onnx", "--out", out)[0] == 0
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    (served,) = ReferenceEvaluator(onnx.load(str(out))).run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        want = genlab.load(runs_dir / "mlp").predict(x).softmax(-1)
+    assert np.allclose(served, want.numpy(), atol=1e-5)

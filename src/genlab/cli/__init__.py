@@ -30,7 +30,18 @@ def _verb_words(argv: list[str], verb: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    from genlab.cli import bench, evaluation, listing, parser, plot, predict, runs, sample, train
+    from genlab.cli import (
+        bench,
+        evaluation,
+        export,
+        listing,
+        parser,
+        plot,
+        predict,
+        runs,
+        sample,
+        train,
+    )
 
     argv = list(sys.argv[1:] if argv is None else argv)
     top = parser.top_parser()
@@ -56,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             "info": runs.show_info,
             "plot": plot.run,
             "predict": predict.run,
+            "export": export.run,
         }[args.verb]
 
         def call() -> int:

@@ -64,7 +64,7 @@ def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
 def top_parser() -> argparse.ArgumentParser:
     """`genlab` with its verbs. `sample` and `eval` are listed here but parsed by their modules,
     which first read the run's family to know its options."""
-    from genlab.cli import bench, evaluation, listing, plot, predict, runs, sample, train
+    from genlab.cli import bench, evaluation, export, listing, plot, predict, runs, sample, train
 
     p = argparse.ArgumentParser(
         prog="genlab",
@@ -81,6 +81,7 @@ def top_parser() -> argparse.ArgumentParser:
     runs.add_parsers(sub)
     plot.add_parser(sub)
     predict.add_parser(sub)
+    export.add_parser(sub)
     return p
 
 

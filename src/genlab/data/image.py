@@ -317,6 +317,21 @@ class ImageKind(DataKind):
         class_names = [str(i) for i in range(int(y.max()) + 1)]
         return image_dataset(name, x=x, y=y, levels=levels, class_names=class_names, split=split)
 
+    def write_each(
+        self, samples: Any, folder: Path, info: DataInfo, *, stem: str = "sample", **options: Any
+    ) -> list[Path]:
+        """The PNG grid as STEM.png and each image at its own size as STEM-000.png, ..."""
+        from genlab.io.images import save_image
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = self.write(samples, folder / f"{stem}.png", info, **options)
+        images = torch.as_tensor(samples).detach().cpu()
+        digits = max(3, len(str(len(images) - 1)))
+        for i, image in enumerate(images):
+            written.append(save_image(image, folder / f"{stem}-{i:0{digits}d}.png"))
+        return written
+
     def read_inputs(self, path: Path, info: DataInfo) -> Inputs:
         """One PNG/JPEG file, a folder of them (directly or in class sub-folders, whose names
         become the labels), one IDX images file or a folder of IDX files (every image of each

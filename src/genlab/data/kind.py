@@ -151,6 +151,23 @@ class DataKind:
         """Write samples (the model's form) to `path`; returns the files written."""
         raise NotImplementedError
 
+    def write_each(
+        self, samples: Any, folder: Path, info: Any, *, stem: str = "sample", **options: Any
+    ) -> list[Path]:
+        """Write into `folder` the overview that `write` makes of all samples as STEM.EXT (an
+        image grid, all texts in one file, one table) and one file per sample, STEM-000.EXT,
+        STEM-001.EXT, ..., in the kind's default format; returns the files written. A kind
+        whose `write` already writes a file per sample (audio, music) overrides this."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = self.default_suffix()
+        written = self.write(samples, folder / f"{stem}{suffix}", info, **options)
+        digits = max(3, len(str(len(samples) - 1)))
+        for i in range(len(samples)):
+            one = folder / f"{stem}-{i:0{digits}d}{suffix}"
+            written += self.write(samples[i : i + 1], one, info)
+        return written
+
 
 def record_from_dict(cls: type, data: dict[str, Any]) -> Any:
     """A Record dataclass from its JSON form; unknown keys are an error naming them."""
