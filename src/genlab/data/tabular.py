@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from genlab.data.core import DataInfo, Dataset, Split, fingerprint, split_indices
-from genlab.data.kind import DataKind, SplitSettings
+from genlab.data.kind import DataKind, Inputs, SplitSettings
 from genlab.errors import DataError, UsageError
 from genlab.io.atomic import write_bytes_atomic, write_text_atomic
 
@@ -473,6 +473,28 @@ class TabularKind(DataKind):
         if with_target:
             names.insert(rec.target_index, rec.target_name)
         return names
+
+    def read_inputs(self, path: Path, info: DataInfo) -> Inputs:
+        """The rows of a CSV file with the run's feature columns (by name, in any order; other
+        columns are ignored), named by their row number (1 = the first row after the header);
+        labelled by the target column when the file has it."""
+        rec: TabularRecord = info.record
+        if not (path.is_file() and is_csv(path)):
+            raise DataError(f"{path} is not a CSV file (.csv or .csv.gz); give one")
+        header, rows, _ = read_rows(path)
+        missing = [c for c in rec.columns if c not in header]
+        if missing:
+            raise DataError(
+                f"{path.name} lacks the column '{missing[0]}' that the run was trained on "
+                f"({len(missing)} missing); it needs {_list_columns(rec.columns, 10)}"
+            )
+        where = [header.index(c) for c in rec.columns]
+        x = self.encode([[row[i] for i in where] for row in rows], info)
+        labels = None
+        if rec.target_name in header:
+            t = header.index(rec.target_name)
+            labels = [row[t] for row in rows]
+        return Inputs(names=[str(i + 1) for i in range(len(rows))], x=x, labels=labels)
 
     def _with_target(self, n_values: int, rec: TabularRecord, what: str) -> bool:
         if n_values == len(rec.columns):

@@ -252,6 +252,9 @@ class GenerativeModel(nn.Module):
     tiny_data: ClassVar[str] = "digits"
     """The data the contract tests train `tiny` on: a built-in name, or "text" for a small
     corpus the tests write."""
+    one_pass_decode: ClassVar[bool] = False
+    """Whether `decode(z)` (a `LatentSpace`) is one forward pass of a network, with no sampling
+    loop: `genlab export` then exports it (latent codes -> data) as the family's generator."""
 
     def __init__(self, cfg: Any, info: DataInfo) -> None:
         super().__init__()

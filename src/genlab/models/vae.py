@@ -106,6 +106,7 @@ class VAE(GenerativeModel):
     )
     Config = Config
     SampleOptions = SampleOptions
+    one_pass_decode = True
     EvalOptions = EvalOptions
     tiny = ("model.channels=[8,16]", "model.hidden=32", "model.latent_dim=4")
 
