@@ -29,6 +29,7 @@ range, rounded to the digits the file had, whole for integers, formatted back fo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -383,8 +384,19 @@ def _fit_modes(col: dict[str, Any], values: np.ndarray, modes: int, seed: int) -
     if std == 0 or len(np.unique(values)) < 2:
         col["means"], col["stds"], col["weights"] = [float(values[0])], [1.0], [1.0]
         return
+    means, stds, weights = _mixture(
+        np.ascontiguousarray(values, dtype=np.float64).tobytes(), modes, seed
+    )
+    col["means"], col["stds"], col["weights"] = list(means), list(stds), list(weights)
+
+
+@functools.lru_cache(maxsize=256)
+def _mixture(raw: bytes, modes: int, seed: int) -> tuple[tuple[float, ...], ...]:
+    """The weighted components of a variational Gaussian mixture fitted to the float64 values
+    in `raw` (cached: the fit is deterministic, and the same data is often loaded again)."""
     from sklearn.mixture import BayesianGaussianMixture
 
+    values = np.frombuffer(raw, dtype=np.float64)
     rng = np.random.default_rng(seed)
     fit_on = values if len(values) <= 5000 else rng.choice(values, 5000, replace=False)
     gm = BayesianGaussianMixture(
@@ -401,9 +413,12 @@ def _fit_modes(col: dict[str, Any], values: np.ndarray, modes: int, seed: int) -
     means = gm.means_.reshape(-1)[keep]
     stds = np.sqrt(gm.covariances_.reshape(-1))[keep]
     order = np.argsort(means)
-    col["means"] = [float(m) for m in means[order]]
-    col["stds"] = [max(float(s), 1e-6 * std) for s in stds[order]]
-    col["weights"] = [float(w) for w in gm.weights_[keep][order]]
+    floor = 1e-6 * float(values.std())
+    return (
+        tuple(float(m) for m in means[order]),
+        tuple(max(float(s), floor) for s in stds[order]),
+        tuple(float(w) for w in gm.weights_[keep][order]),
+    )
 
 
 def _mode_encode(col: dict[str, Any], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
