@@ -566,6 +566,22 @@ def wine_table() -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def table_rows(spec: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (cell texts) of a built-in table or a CSV file."""
+    if spec in TabularKind.builtins:
+        return wine_table()
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DataError(f"no table at '{spec}': give a CSV file or a built-in ('wine')")
+    if not path.is_file() or not is_csv(path):
+        raise DataError(
+            f"'{spec}' is not a CSV file (a comma-separated text file named .csv or .csv.gz "
+            "with a header line); convert it"
+        )
+    header, rows, _ = read_rows(path)
+    return header, rows
+
+
 def _number_text(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 

@@ -217,9 +217,12 @@ class TableCodec:
         return out
 
     # values ---------------------------------------------------------------------------------
-    def parse(self, texts: list[list[str]], where: str = "the data") -> list[list[Any]]:
+    def parse(
+        self, texts: list[list[str]], where: str = "the data", *, strict: bool = True
+    ) -> list[list[Any]]:
         """Table texts (one list per row, in column order) -> typed values per column (None when
-        missing): floats for numeric/integer/datetime columns, category texts otherwise."""
+        missing): floats for numeric/integer/datetime columns, category texts otherwise.
+        `strict`: a category the codec does not know is an error (else kept as its text)."""
         if texts and len(texts[0]) != len(self.columns):
             raise DataError(
                 f"{where} has {len(texts[0])} columns; the run's table has {len(self.columns)} "
@@ -229,7 +232,7 @@ class TableCodec:
         for j, col in enumerate(self.columns):
             values: list[Any] = []
             for i, row in enumerate(texts):
-                values.append(_parse_cell(row[j], col, i, where))
+                values.append(_parse_cell(row[j], col, i, where, strict))
             out.append(values)
         return out
 
@@ -499,7 +502,7 @@ def _category_from_scores(col: dict[str, Any], z: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(upper, ndtr(z)), len(counts) - 1)
 
 
-def _parse_cell(text: Any, col: dict[str, Any], row: int, where: str) -> Any:
+def _parse_cell(text: Any, col: dict[str, Any], row: int, where: str, strict: bool) -> Any:
     if text is None:
         return None if col["type"] not in ("categorical", "bool") else MISSING_CATEGORY
     text = str(text).strip()
@@ -507,7 +510,7 @@ def _parse_cell(text: Any, col: dict[str, Any], row: int, where: str) -> Any:
         return None if col["type"] not in ("categorical", "bool") else MISSING_CATEGORY
     kind = col["type"]
     if kind in ("categorical", "bool"):
-        if text not in col["categories"]:
+        if text not in col["categories"] and strict:
             shown = ", ".join(c for c in col["categories"][:20] if c)
             raise DataError(
                 f"{where} row {row + 1}: column '{col['name']}' has the value '{text}', which is "

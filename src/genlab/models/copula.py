@@ -23,7 +23,7 @@ from torch import nn
 from genlab.data import DataInfo
 from genlab.errors import UsageError
 from genlab.models.base import GenerativeModel, Updates
-from genlab.models.tables import WhereOption, sample_where, table_codec
+from genlab.models.tables import TableEvalOptions, WhereOption, sample_where, table_codec
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Copula(GenerativeModel):
     description = "Gaussian copula over the columns of a CSV table: no network, fits in seconds"
     Config = Config
     SampleOptions = WhereOption
+    EvalOptions = TableEvalOptions
     data_kinds = ("tabular",)
     defaults = ("data.tabular.codec=gaussian", "train.epochs=1", "train.eval_every=1000")
     tiny = ("model.shrinkage=0.001",)

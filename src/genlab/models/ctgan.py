@@ -37,7 +37,7 @@ from torch import nn
 from genlab.data import DataInfo
 from genlab.errors import UsageError
 from genlab.models.base import GenerativeModel, Selection, Updates
-from genlab.models.tables import WhereOption, sample_where, table_codec
+from genlab.models.tables import TableEvalOptions, WhereOption, sample_where, table_codec
 
 
 @dataclass
@@ -84,6 +84,7 @@ class CTGAN(GenerativeModel):
     description = "CTGAN: conditional WGAN-GP over CSV tables with a PacGAN discriminator"
     Config = Config
     SampleOptions = WhereOption
+    EvalOptions = TableEvalOptions
     selection: ClassVar[Selection] = Selection(mode="last")
     data_kinds = ("tabular",)
     defaults = (

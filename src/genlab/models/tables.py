@@ -27,6 +27,21 @@ class WhereOption:
     first '=' splits column and value)."""
 
 
+@dataclass(frozen=True)
+class TableEvalOptions:
+    """The evaluation option every table family takes."""
+
+    target: str = ""
+    """Column the TSTR classifier predicts (default: the run's data.tabular.target, else a
+    column named target/label/class/y, else the last categorical or bool column)."""
+
+
+def is_table_model(model: object) -> bool:
+    """Whether a model synthesizes tables (it holds a table codec): its report is
+    genlab.metrics.tabular's."""
+    return isinstance(getattr(model, "codec", None), TableCodec)
+
+
 def table_codec(info: DataInfo, family: str, form: str) -> TableCodec:
     """The codec of a table loaded in `form`; a DataError for other data."""
     record = info.record

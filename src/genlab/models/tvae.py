@@ -25,7 +25,14 @@ from genlab.data import DataInfo
 from genlab.errors import UsageError
 from genlab.models.base import GenerativeModel
 from genlab.models.layers import mlp_stack
-from genlab.models.tables import WhereOption, n_scalars, reconstruction, sample_where, table_codec
+from genlab.models.tables import (
+    TableEvalOptions,
+    WhereOption,
+    n_scalars,
+    reconstruction,
+    sample_where,
+    table_codec,
+)
 
 
 @dataclass
@@ -49,6 +56,7 @@ class TVAE(GenerativeModel):
     description = "TVAE: a VAE over CSV tables (mode-specific normalisation); synthetic rows"
     Config = Config
     SampleOptions = WhereOption
+    EvalOptions = TableEvalOptions
     data_kinds = ("tabular",)
     defaults = (
         "data.tabular.codec=modes",
