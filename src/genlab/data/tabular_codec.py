@@ -424,6 +424,11 @@ def _mixture(raw: bytes, modes: int, seed: int) -> tuple[tuple[float, ...], ...]
     )
 
 
+def clear_codec_cache() -> None:
+    """Forget the cached mixture fits (so that a timed fit includes them)."""
+    _mixture.cache_clear()
+
+
 def _mode_encode(col: dict[str, Any], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """alpha and the mode of each value (the most probable component; missing: the last)."""
     means, stds = np.asarray(col["means"]), np.asarray(col["stds"])
