@@ -135,6 +135,11 @@ class DataKind:
         names = {f.name for f in dataclasses.fields(self.Record)}
         return self.Record(**{k: v for k, v in flat.items() if k in names})
 
+    def notes(self, info: Any) -> list[str]:
+        """Lines about how the data was read that a user should see after training (e.g. how a
+        table's missing values were handled); none by default."""
+        return []
+
     # writing -----------------------------------------------------------------------------------
     def default_suffix(self) -> str:
         return self.suffixes[0]
