@@ -137,8 +137,13 @@ def print_summary(run: Path) -> None:
             line += f" (best {s['best_val']:.4f} at step {s['best_step']}, {mode}imum)"
         print(line)
     from genlab.cli.runs import run_family
+    from genlab.data.kinds import kind_of
     from genlab.registry import get_family
+    from genlab.run import read_run
 
+    info = read_run(run)[2]
+    for note in kind_of(info).notes(info):  # how the data was prepared, e.g. augmentation
+        print(note)
     if get_family(run_family(run))[0].discriminative:  # nothing to sample: only eval is next
         print(f"next: genlab eval {run}")
     else:

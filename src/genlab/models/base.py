@@ -199,6 +199,14 @@ class CountsUnits(Protocol):
         ...
 
 
+@runtime_checkable
+class ScoresSequences(Protocol):
+    def sequence_nll(self, ids: torch.Tensor) -> torch.Tensor:
+        """(L,) token ids of one whole sequence -> (L - 1,) NLL in nats of each token after the
+        first, each conditioned on as much of what precedes it as the model reads."""
+        ...
+
+
 class GenerativeModel(nn.Module):
     """Base class: holds the config and the description of the data it was built for."""
 
