@@ -36,7 +36,8 @@ class SampleOptions:
     top_p: float | None = field(default=None, metadata={"metavar": "P"})
     """Draw from the smallest set of tokens whose probability mass is at least P (nucleus)."""
     prompt_file: str | None = field(
-        default=None, metadata={"metavar": "FILE", "aliases": ("--prompt-midi",)}
+        default=None,
+        metadata={"flag": "--prompt-midi", "metavar": "FILE", "aliases": ("--prompt-file",)},
     )
     """Music runs: a MIDI file (.mid) whose opening, quantised to the run's grid, every sample
     continues (the output starts with it)."""
