@@ -13,7 +13,7 @@ import torch
 from genlab import judges
 from genlab.config import apply_overrides, from_dict, to_dict
 from genlab.data import DataInfo, Dataset, load_dataset
-from genlab.data.kinds import KINDS
+from genlab.data.kinds import KINDS, kind_of
 from genlab.data.loader import kind_name
 from genlab.errors import DataError, RunError, UsageError
 from genlab.io.atomic import write_bytes_atomic
@@ -255,6 +255,13 @@ def train(
             g = torch.Generator(device=trainer.device).manual_seed(tc.seed)
             images = trainer.eval_model.eval().sample(64, generator=g)
         save_grid(images, out / "samples" / f"step-{state.step:07d}.png")
+    elif trainer.dist.main and not model.discriminative and kind_of(dataset.info).preview:
+        kind = kind_of(dataset.info)  # e.g. music: a few MIDI files
+        n, suffix = kind.preview
+        with torch.no_grad():
+            g = torch.Generator(device=trainer.device).manual_seed(tc.seed)
+            samples = trainer.eval_model.eval().sample(n, generator=g)
+        kind.write(samples, out / "samples" / f"step-{state.step:07d}{suffix}", dataset.info)
     return out
 
 

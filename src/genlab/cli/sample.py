@@ -45,6 +45,8 @@ EPILOG = """examples:
   genlab sample runs/gan -n 8 --interpolate 8 --out interpolation.png
   genlab sample runs/gan-cond -n 64 --class 7
   genlab sample runs/pixelcnn --complete digit.png --rows 14 -n 8 --out completed.png
+  genlab sample runs/chorales -n 4 --out chorale.mid      # MIDI + chorale-pianoroll.png
+  genlab sample runs/chorales --prompt-midi opening.mid --out chorale.wav  # rendered audio
 """
 
 TEXT_SEPARATOR = "\n" + "-" * 40 + "\n"
@@ -150,10 +152,11 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
     p.add_argument(
         "-n",
         type=int,
-        help="number of samples (default 1, each streamed as it is generated)"
+        help=f"number of samples (default 1 for text, each streamed as it is generated; "
+        f"else {_default_n()})"
         if streams
-        else "number of samples, default 64 (rows with --interpolate, pairs with --reconstruct, "
-        "completions with --complete or --inpaint)",
+        else f"number of samples, default {_default_n()} (rows with --interpolate, pairs with "
+        "--reconstruct, completions with --complete or --inpaint)",
     )
     p.add_argument(
         "--out",
@@ -166,6 +169,19 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
     add_checkpoint_args(p)
     add_device(p, what="sample")
     return p
+
+
+def _default_n() -> str:
+    """-n's default: 64, or the data kind's own where it differs (music: 4)."""
+    from genlab.data.kind import DataKind
+    from genlab.data.kinds import KINDS
+
+    own = [
+        f"{k.default_samples} for {k.name} data"
+        for k in KINDS.values()
+        if k.default_samples != DataKind.default_samples
+    ]
+    return f"{DataKind.default_samples}" + (f", {', '.join(own)}" if own else "")
 
 
 def parser_for(cls: type) -> argparse.ArgumentParser:
@@ -288,7 +304,7 @@ def run(words: list[str]) -> int:
     kind = kind_of(model.info)
     streams = kind.streams and isinstance(model, Streams)
     if a.n is None:
-        a.n = 1 if streams else mode.default_n if mode else 64
+        a.n = 1 if streams else mode.default_n if mode else kind.default_samples
     g = torch.Generator(device=device).manual_seed(a.seed)
     if mode is not None and mode.name == "inpaint":  # written at the input image's own size
         return _inpaint(model, a, how, g, options)

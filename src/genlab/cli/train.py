@@ -142,9 +142,8 @@ def print_summary(run: Path) -> None:
     from genlab.run import read_run
 
     info = read_run(run)[2]
-    for note in kind_of(info).notes(info):  # e.g. how a table's missing values were handled
+    for note in kind_of(info).notes(info):  # e.g. augmentation, a table's missing values
         print(f"data: {note}")
-
     if get_family(run_family(run))[0].discriminative:  # nothing to sample: only eval is next
         print(f"next: genlab eval {run}")
     else:

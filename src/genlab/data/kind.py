@@ -76,6 +76,11 @@ class DataKind:
     builtins: ClassVar[dict[str, str]] = {}
     """Built-in data sets of this kind (name -> description) that `read_builtin` loads; they
     ship with genlab's dependencies (nothing is downloaded)."""
+    default_samples: ClassVar[int] = 64
+    """How many samples `genlab sample` draws when -n is not given."""
+    preview: ClassVar[tuple[int, str] | None] = None
+    """(n, suffix): the samples training writes through `write` into RUN_DIR/samples when it
+    ends (None: none, or the run's own way)."""
 
     # reading -----------------------------------------------------------------------------------
     def claims(self, path: Path) -> bool:
@@ -135,9 +140,25 @@ class DataKind:
         names = {f.name for f in dataclasses.fields(self.Record)}
         return self.Record(**{k: v for k, v in flat.items() if k in names})
 
+    # sampling and scoring of token kinds -------------------------------------------------------
+    def start_tokens(self, info: Any) -> list[int]:
+        """The token ids that sampling without a prompt conditions on ([]: the model's own)."""
+        return []
+
+    def prompt_tokens(self, path: Path, info: Any) -> list[int]:
+        """The token ids of a prompt file (e.g. a MIDI opening) that samples continue."""
+        raise UsageError(f"{self.name} data takes no prompt file")
+
+    def scored_sequences(self, data: Any, split: str) -> tuple[str, list[Any]] | None:
+        """For token data whose likelihood is reported per a unit of its own (music: per time
+        step): the unit's name and, per whole sequence of the split, `(ids, counted, units)`:
+        its (L,) token ids, an (L - 1,) bool array of the predicted tokens that count, and the
+        number of units. None: the kind has no such unit."""
+        return None
+
     def notes(self, info: Any) -> list[str]:
-        """Lines about how the data was read that a user should see after training (e.g. how a
-        table's missing values were handled); none by default."""
+        """Lines a run summary shows about how the data was read and prepared (e.g. how a
+        table's missing values were handled, or augmentation); none by default."""
         return []
 
     # writing -----------------------------------------------------------------------------------

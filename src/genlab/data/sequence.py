@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -47,6 +48,8 @@ TICKS_PER_STEP = 96
 SYNTH_RATE = 16000
 """Sample rate of WAV renderings."""
 ENCODINGS = ("events", "roll")
+MAX_TRANSPOSE = 24
+"""The widest transposition augmentation (two octaves each way)."""
 Piece = list[list[int]]
 
 
@@ -63,6 +66,10 @@ class SequenceConfig:
     """Pitch range of the vocabulary: the data's lowest to highest pitch, or all 128."""
     encoding: Literal["events", "roll"] = "events"
     """The model's form: event tokens (autoregressive) or piano-roll windows."""
+    transpose: int = 0
+    """Training-only augmentation: add copies of every training piece transposed by each shift
+    of -N..N semitones (0: off). The vocabulary widens by N on each side, so every copy fits;
+    validation and test pieces are never transposed."""
 
 
 @dataclass
@@ -83,6 +90,8 @@ class SequenceRecord:
     """Grid steps per quarter note."""
     tempo_bpm: float = 100.0
     """Quarter notes per minute of written MIDI and WAV."""
+    transpose: int = 0
+    """Training pieces were augmented by every transposition of -N..N semitones (0: none)."""
 
 
 # the event code --------------------------------------------------------------------------------
@@ -276,6 +285,24 @@ def _check_config(cfg: SequenceConfig) -> None:
         raise UsageError(
             f"unknown data.sequence.encoding {cfg.encoding!r}; use one of: {', '.join(ENCODINGS)}"
         )
+    n = cfg.transpose
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_TRANSPOSE:
+        raise UsageError(
+            f"data.sequence.transpose must be a whole number of semitones 0..{MAX_TRANSPOSE}, "
+            f"got {n!r}"
+        )
+
+
+def transposed(pieces: list[Piece], n: int, low: int, high: int) -> list[Piece]:
+    """The pieces, then their copies shifted by each of -n..n semitones except 0 whose pitches
+    all stay within low..high (training-data augmentation)."""
+    out = list(pieces)
+    for shift in (s for s in range(-n, n + 1) if s):
+        for piece in pieces:
+            pitches = [p for step in piece for p in step]
+            if pitches and low <= min(pitches) + shift and max(pitches) + shift <= high:
+                out.append([[p + shift for p in step] for step in piece])
+    return out
 
 
 @dataclass
@@ -388,7 +415,13 @@ def read_sequence(
         raise DataError(f"{source} is music without labels; data.task={split.task} cannot work")
     is_json = path.is_file() and path.suffix.lower() == ".json"
     spq = cfg.steps_per_quarter or (1 if is_json else 4)
-    pieces = _pieces(path, source, split, spq)
+    return sequence_dataset(_pieces(path, source, split, spq), source, cfg, spq, context)
+
+
+def sequence_dataset(
+    pieces: dict[str, list[Piece]], source: str, cfg: SequenceConfig, spq: int, context: int
+) -> SequenceDataset:
+    """The dataset of split note lists, encoded as `cfg` says (training pieces augmented)."""
     if not pieces["train"]:
         raise DataError(f"'{source}' has no training pieces")
     if cfg.pitches == "midi":
@@ -398,6 +431,7 @@ def read_sequence(
         if not sounding:
             raise DataError(f"'{source}' holds only rests; give music with notes")
         low, high = min(sounding), max(sounding)
+        low, high = max(0, low - cfg.transpose), min(127, high + cfg.transpose)
     context = context or DEFAULT_CONTEXT[cfg.encoding]
     record = SequenceRecord(
         encoding=cfg.encoding,
@@ -407,11 +441,15 @@ def read_sequence(
         context=context,
         steps_per_quarter=spq,
         tempo_bpm=float(cfg.tempo_bpm),
+        transpose=cfg.transpose,
     )
-    digest = hashlib.sha256(json.dumps([low, high, spq, cfg.encoding, context]).encode())
+    key = [low, high, spq, cfg.encoding, context] + ([cfg.transpose] if cfg.transpose else [])
+    digest = hashlib.sha256(json.dumps(key).encode())
     splits: dict[str, EventSplit | RollSplit] = {}
     for name in SPLITS:
         ps = pieces[name]
+        if name == "train" and cfg.transpose:
+            ps = transposed(ps, cfg.transpose, low, high)
         if cfg.encoding == "events":
             stream = np.concatenate(
                 [piece_tokens(p, low, high) for p in ps] or [np.zeros(0, np.int64)]
@@ -443,7 +481,88 @@ def read_sequence(
     return ds
 
 
+# the built-in Bach chorales ----------------------------------------------------------------------
+BACH = "bach-chorales"
+BACH_DESCRIPTION = (
+    "the 371 four-part Bach chorales of music21's corpus (Riemenschneider numbering) as "
+    "quarter-note note lists; needs pip install genlab[music]"
+)
+
+
+def cache_root() -> Path:
+    """Where rendered built-in music is kept: $GENLAB_CACHE/music or ~/.cache/genlab/music."""
+    return Path(os.environ.get("GENLAB_CACHE", Path.home() / ".cache" / "genlab")) / "music"
+
+
+def score_piece(score: Any, steps_per_quarter: int) -> Piece:
+    """A music21 score sampled on a grid: step k holds the pitches sounding at quarter note
+    k / steps_per_quarter (notes that start and end between two grid points are left out)."""
+    grid: list[set[int]] = [set() for _ in range(math.ceil(score.highestTime * steps_per_quarter))]
+    for note in score.flatten().notes:
+        t0 = float(note.offset) * steps_per_quarter
+        t1 = t0 + float(note.quarterLength) * steps_per_quarter
+        for k in range(math.ceil(t0 - 1e-6), min(math.ceil(t1 - 1e-6), len(grid))):
+            grid[k].update(int(p.midi) for p in note.pitches)
+    return [sorted(step) for step in grid]
+
+
+def bach_chorales(steps_per_quarter: int = 1) -> list[Piece]:
+    """The Bach chorales of music21's corpus as note lists, rendered once and cached."""
+    try:
+        import music21
+        from music21 import corpus
+    except ImportError:
+        raise DataError(
+            f"the built-in '{BACH}' needs music21, which is not installed; "
+            "pip install genlab[music]"
+        ) from None
+    cached = cache_root() / f"{BACH}-music21-{music21.__version__}-spq{steps_per_quarter}.json"
+    if cached.is_file():
+        try:
+            return [
+                _canonical(p, f"'{cached}' piece {i}") for i, p in enumerate(read_cached(cached))
+            ]
+        except DataError:
+            pass  # a damaged cache entry: render again
+    names = corpus.chorales.Iterator(numberingSystem="riemenschneider", returnType="filename")
+    pieces = [score_piece(corpus.parse(name), steps_per_quarter) for name in names]
+    pieces = [p for p in pieces if any(p)]
+    write_text_atomic(cached, json.dumps(pieces))
+    return pieces
+
+
+def read_cached(path: Path) -> list[Any]:
+    """A cached JSON list (a DataError when unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"unreadable cache entry '{path}' ({exc})") from None
+    if not isinstance(data, list):
+        raise DataError(f"unreadable cache entry '{path}'")
+    return data
+
+
 # writing ---------------------------------------------------------------------------------------
+def pianoroll_png(pieces: list[Piece], low: int, high: int) -> bytes:
+    """A PNG of piano rolls, one band per piece (low pitches at the bottom of each), black
+    notes on white, each step 8 pixels wide and each pitch 2 pixels tall."""
+    from PIL import Image
+
+    low = min([low, *(p for piece in pieces for s in piece for p in s)])
+    high = max([high, *(p for piece in pieces for s in piece for p in s)])
+    steps = max([1, *map(len, pieces)])
+    bands = []
+    for piece in pieces:
+        roll = piece_roll(piece, low, high, steps)[::-1]  # (P, steps), highest pitch on top
+        band = np.where(roll > 0, 0, 255).astype(np.uint8)
+        band[np.arange(high, low - 1, -1) % 12 == 0] &= 235  # a faint line on each C
+        bands += [band, np.full((2, steps), 128, np.uint8)]
+    image = np.concatenate(bands[:-1]).repeat(2, axis=0).repeat(8, axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(image, mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def midi_bytes(piece: Piece, *, steps_per_quarter: int, tempo_bpm: float) -> bytes:
     """A type-0 MIDI file of a piece (piano; a held pitch is one note)."""
     import mido
@@ -512,6 +631,9 @@ class SequenceKind(DataKind):
     Record: ClassVar[type] = SequenceRecord
     tokens: ClassVar[bool] = True  # with data.sequence.encoding=events
     suffixes: ClassVar[tuple[str, ...]] = (".mid", ".midi", ".json", ".wav", ".npy")
+    builtins: ClassVar[dict[str, str]] = {BACH: BACH_DESCRIPTION}
+    default_samples: ClassVar[int] = 4
+    preview: ClassVar[tuple[int, str] | None] = (4, ".mid")
 
     def claims(self, path: Path) -> bool:
         if path.is_dir():
@@ -530,6 +652,86 @@ class SequenceKind(DataKind):
     ) -> SequenceDataset:
         """Read music; `context`: tokens (events) or steps (roll) per example (0: default)."""
         return read_sequence(Path(path), source, split, cfg, context=context)
+
+    def read_builtin(
+        self,
+        name: str,
+        split: SplitSettings,
+        cfg: Any,
+        *,
+        context: int = 0,
+        run_dir: Path | None = None,
+    ) -> SequenceDataset:
+        """The Bach chorales of music21's corpus, split by `data.seed` and the fractions."""
+        if name != BACH:
+            raise DataError(f"no built-in music '{name}'; built-ins are: {BACH}")
+        _check_config(cfg)
+        spq = cfg.steps_per_quarter or 1
+        pieces = bach_chorales(spq)
+        idx = split_indices(
+            len(pieces),
+            val_fraction=split.val_fraction,
+            test_fraction=split.test_fraction,
+            seed=split.seed,
+            what=name,
+        )
+        parts = {part: [pieces[i] for i in sorted(idx[part])] for part in SPLITS}
+        return sequence_dataset(parts, name, cfg, spq, context)
+
+    # sampling and scoring ----------------------------------------------------------------------
+    def start_tokens(self, info: Any) -> list[int]:
+        """A piece starts with BOS: sampling without a prompt conditions on it."""
+        rec = info.record
+        return [specials(rec.low, rec.high)[1]]
+
+    def prompt_tokens(self, path: Path, info: Any) -> list[int]:
+        """BOS and the steps of a MIDI file (or the first piece of a note-list .json), quantised
+        to the run's grid: an opening that samples continue."""
+        rec = info.record
+        path = Path(path)
+        if not path.is_file():
+            raise UsageError(f"no prompt file '{path}'; give a MIDI file")
+        if path.suffix.lower() == ".json":
+            data = read_json(path)
+            pieces = data if isinstance(data, list) else next(iter(data.values()))
+            if not pieces:
+                raise DataError(f"'{path}' holds no pieces")
+            piece = pieces[0]
+        elif path.suffix.lower() in MIDI_SUFFIXES:
+            piece = read_midi(path, rec.steps_per_quarter)
+        else:
+            raise UsageError(f"the prompt '{path}' is not a .mid/.midi file (or a note-list .json)")
+        for step in piece:
+            for p in step:
+                if not rec.low <= p <= rec.high:
+                    raise DataError(
+                        f"the prompt '{path}' holds pitch {p}, outside the {rec.low}..{rec.high} "
+                        "this model was trained on; transpose the opening into that range"
+                    )
+        return [int(t) for t in piece_tokens(piece, rec.low, rec.high)[:-1]]  # no EOS
+
+    def scored_sequences(self, data: Any, split: str) -> tuple[str, list[Any]] | None:
+        """Per piece of the split: its tokens, the predicted tokens that count (each step's
+        pitches and its STEP; not BOS or EOS) and its number of steps."""
+        rec = data.info.record
+        if rec.encoding != "events" or not getattr(data, "pieces", None):
+            return None
+        _, bos, eos = specials(rec.low, rec.high)
+        out = []
+        for piece in data.pieces[split]:
+            ids = piece_tokens(piece, rec.low, rec.high)
+            target = ids[1:]
+            out.append((ids, (target != bos) & (target != eos), len(piece)))
+        return "step", out
+
+    def notes(self, info: Any) -> list[str]:
+        n = getattr(info.record, "transpose", 0)
+        if not n:
+            return []
+        return [
+            f"data: training pieces augmented by every transposition of -{n}..{n} semitones "
+            "(data.sequence.transpose); validation and test pieces untransposed"
+        ]
 
     # codec -------------------------------------------------------------------------------------
     def encode(self, data: Any, info: Any) -> torch.Tensor:
@@ -581,10 +783,18 @@ class SequenceKind(DataKind):
         return self.write(samples, Path(folder) / f"{stem}.mid", info, **options)
 
     def write(
-        self, samples: Any, path: Path, info: Any, *, tempo_bpm: float = 0.0, **options: Any
+        self,
+        samples: Any,
+        path: Path,
+        info: Any,
+        *,
+        tempo_bpm: float = 0.0,
+        pianoroll: bool = True,
+        **options: Any,
     ) -> list[Path]:
-        """Write samples as `stem-000.mid`, ... (or .wav, one per piece), one .json list of
-        pieces, or one .npy of uint8 piano rolls (N, 128, steps). `tempo_bpm`: 0 = the data's."""
+        """Write samples as `stem-000.mid`, ... (or .wav, one per piece) with `stem-pianoroll.png`
+        beside them (unless `pianoroll=False`), one .json list of pieces, or one .npy of uint8
+        piano rolls (N, 128, steps). `tempo_bpm`: 0 = the data's."""
         if options:
             raise UsageError(f"unknown music output options: {', '.join(sorted(options))}")
         path = Path(path)
@@ -614,6 +824,10 @@ class SequenceKind(DataKind):
             else:
                 data = midi_bytes(piece, steps_per_quarter=rec.steps_per_quarter, tempo_bpm=tempo)
             write_bytes_atomic(out, data)
+            written.append(out)
+        if pianoroll and pieces:
+            out = path.parent / f"{path.stem}-pianoroll.png"
+            write_bytes_atomic(out, pianoroll_png(pieces, rec.low, rec.high))
             written.append(out)
         return written
 

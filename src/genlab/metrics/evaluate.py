@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from genlab.data import Dataset
 from genlab.data.core import SPLITS
+from genlab.data.kinds import kind_of
 from genlab.distributions import bits_per_dim
 from genlab.errors import DataError, UsageError
 from genlab.models.base import (
@@ -20,6 +21,7 @@ from genlab.models.base import (
     GenerativeModel,
     Likelihood,
     Predictor,
+    ScoresSequences,
 )
 
 
@@ -86,6 +88,25 @@ def _per_unit(cat: dict[str, torch.Tensor]) -> dict[str, Any]:
     for unit, count in units.items():
         out[f"bits_per_{unit}"] = total / (count * math.log(2))
     return out
+
+
+@torch.no_grad()
+def per_piece_unit(model: ScoresSequences, data: Dataset, split: str) -> dict[str, Any]:
+    """Token data with a unit of its own (music: the time step): the exact NLL in nats per
+    unit over the split's whole sequences (`nll_nats_per_<unit>`, with the unit count), each
+    sequence scored from its start (`DataKind.scored_sequences` says which tokens count)."""
+    scored = kind_of(data.info).scored_sequences(data, split)
+    if scored is None:
+        return {}
+    unit, sequences = scored
+    total, units = 0.0, 0
+    for ids, counted, n in sequences:
+        nll = model.sequence_nll(torch.as_tensor(ids)).double().cpu()
+        total += nll[torch.as_tensor(counted, dtype=torch.bool)].sum().item()
+        units += int(n)
+    if not units:
+        return {}
+    return {f"{unit}s_scored": units, f"nll_nats_per_{unit}": total / units}
 
 
 @torch.no_grad()
@@ -184,6 +205,8 @@ def evaluate(
             out["nll_method"] = model.nll_method(**nll_options)
         out |= nll_options
         out |= _per_unit(cat)
+        if isinstance(model, ScoresSequences):
+            out |= per_piece_unit(model, data, split)
     if anomaly_scores:
         scores = -cat["elbo"] if "elbo" in cat else cat.get("nll")
         if scores is not None:

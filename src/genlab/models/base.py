@@ -216,6 +216,7 @@ INFERENCE = (
     "complete",
     "inpaint",
     "predict",
+    "sequence_nll",
 )
 """The methods that run without autograd in every family (see the module docstring)."""
 
@@ -224,6 +225,14 @@ def _without_grad(fn: Callable) -> Callable:
     wrapped = torch.no_grad()(fn)
     wrapped.without_grad = True  # type: ignore[attr-defined]
     return wrapped
+
+
+@runtime_checkable
+class ScoresSequences(Protocol):
+    def sequence_nll(self, ids: torch.Tensor) -> torch.Tensor:
+        """(L,) token ids of one whole sequence -> (L - 1,) NLL in nats of each token after the
+        first, each conditioned on as much of what precedes it as the model reads."""
+        ...
 
 
 class GenerativeModel(nn.Module):

@@ -484,4 +484,22 @@ def shakespeare_preset(run):
     return run
 
 
-PRESETS = {"shakespeare-cpu": shakespeare_cpu_preset, "shakespeare": shakespeare_preset}
+def jsb_preset(run):
+    """Polyphonic music (JSB Chorales, event tokens) on a CPU: a small dropout-regularised
+    transformer over 128 tokens (about 26 time steps), the training pieces transposed by up to
+    6 semitones each way (data.sequence.transpose, training only)."""
+    run.model.n_layer, run.model.n_head, run.model.n_embd = 4, 4, 128
+    run.model.block_size, run.model.dropout, run.model.bias = 128, 0.2, False
+    run.data.sequence.transpose = 6
+    t = run.train
+    t.batch_size, t.steps, t.lr, t.warmup_steps = 32, 3000, 2e-3, 50
+    t.min_lr_ratio, t.betas, t.weight_decay, t.grad_clip = 0.1, [0.9, 0.99], 0.1, 1.0
+    t.eval_every, t.eval_batches = 250, 0
+    return run
+
+
+PRESETS = {
+    "shakespeare-cpu": shakespeare_cpu_preset,
+    "shakespeare": shakespeare_preset,
+    "jsb": jsb_preset,
+}

@@ -167,4 +167,17 @@ def shakespeare_preset(run):
     return run
 
 
-PRESETS = {"shakespeare": shakespeare_preset}
+def jsb_preset(run):
+    """Polyphonic music (JSB Chorales, event tokens): a 2-layer LSTM with dropout, read over
+    128 tokens, the training pieces transposed by up to 6 semitones each way
+    (data.sequence.transpose, training only)."""
+    run.model.cell, run.model.n_layer, run.model.hidden, run.model.embed = "lstm", 2, 256, 64
+    run.model.seq_len, run.model.bptt, run.model.dropout = 128, 128, 0.3
+    run.data.sequence.transpose = 6
+    t = run.train
+    t.batch_size, t.steps, t.lr, t.warmup_steps = 32, 3000, 2e-3, 50
+    t.eval_every, t.eval_batches = 250, 0
+    return run
+
+
+PRESETS = {"shakespeare": shakespeare_preset, "jsb": jsb_preset}

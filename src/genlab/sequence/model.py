@@ -14,6 +14,7 @@ levels) and music (note events) are all ids below `vocab_size`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 
 from genlab.data import DataInfo
 from genlab.data.kinds import KINDS as DATA_KINDS
+from genlab.data.kinds import kind_of
 from genlab.errors import DataError, RunError, UsageError
 from genlab.models.base import GenerativeModel
 from genlab.sequence.decoding import Recompute, Stepper, check_options, generate
@@ -85,6 +87,28 @@ class SequenceModel(GenerativeModel):
         nll = F.cross_entropy(logits.flatten(0, 1).float(), x[:, 1:].flatten(), reduction="none")
         return nll.view(x.shape[0], -1)
 
+    @torch.no_grad()
+    def sequence_nll(self, ids: torch.Tensor) -> torch.Tensor:
+        """(L,) ids of one whole sequence -> (L - 1,) NLL in nats of each token after the first.
+
+        Read in one pass when the model has no fixed context or the sequence fits in it; else
+        in windows of `max_context` tokens that move by half a context, each scoring only the
+        tokens the previous window did not, so every token sees at least half a context."""
+        ids = torch.as_tensor(ids, dtype=torch.long, device=self.device).flatten()
+        window, n = self.max_context, ids.numel() - 1
+        if n < 1:
+            return torch.zeros(0, device=self.device)
+        if window is None or n <= window:
+            return self.token_nll({"x": ids[None]})[0]
+        out = [self.token_nll({"x": ids[None, : window + 1]})[0]]  # targets 1..window
+        done, stride = window, max(1, window // 2)
+        while done < n:
+            end = min(done + stride, n)  # score targets done+1..end
+            nll = self.token_nll({"x": ids[None, end - window : end + 1]})[0]  # (window,)
+            out.append(nll[done - end :])
+            done = end
+        return torch.cat(out)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = batch["x"].long()  # (B, T + 1)
         logits = self.logits(x[:, :-1])  # (B, T, V)
@@ -102,8 +126,13 @@ class SequenceModel(GenerativeModel):
 
     # sampling ---------------------------------------------------------------------------------
     def start_ids(self) -> list[int]:
-        """What sampling without a prompt conditions on: token 0."""
-        return [0]
+        """What sampling without a prompt conditions on: the data kind's start tokens (music:
+        BOS), else token 0."""
+        return kind_of(self.info).start_tokens(self.info) or [0]
+
+    def prompt_file_ids(self, path: str | Path) -> list[int]:
+        """The token ids of a prompt file, read by the data kind (music: a MIDI opening)."""
+        return [int(i) for i in kind_of(self.info).prompt_tokens(Path(path), self.info)]
 
     def prompt_ids(self, prompt: Sequence[int] | torch.Tensor) -> list[int]:
         """A prompt of token ids, checked against the vocabulary."""
@@ -165,18 +194,23 @@ class SequenceModel(GenerativeModel):
         top_p: float | None = None,
         cached: bool = True,
         stepper_options: dict[str, Any] | None = None,
+        prompt_file: str | Path | None = None,
     ) -> Any:
         """(n, len(prompt) + max_new_tokens) token ids: the prompt and the tokens drawn after it.
 
+        `prompt_file`: a file the data kind reads as the prompt instead (music: a MIDI opening).
         Only the last tokens of a prompt longer than a fixed context condition the model."""
         check_options(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p
         )
         if n < 1:
             raise UsageError(f"the number of samples must be at least 1; got {n}")
+        if prompt_file is not None and len(prompt):
+            raise UsageError("give a prompt or a prompt file, not both")
+        ids = self.prompt_ids(prompt) if prompt_file is None else self.prompt_file_ids(prompt_file)
         return self.continue_ids(
             n,
-            self.prompt_ids(prompt),
+            ids,
             max_new_tokens,
             cached=cached,
             stepper_options=stepper_options,

@@ -35,6 +35,12 @@ class SampleOptions:
     """Draw only among the K likeliest tokens (1: greedy decoding)."""
     top_p: float | None = field(default=None, metadata={"metavar": "P"})
     """Draw from the smallest set of tokens whose probability mass is at least P (nucleus)."""
+    prompt_file: str | None = field(
+        default=None,
+        metadata={"flag": "--prompt-midi", "metavar": "FILE", "aliases": ("--prompt-file",)},
+    )
+    """Music runs: a MIDI file (.mid) whose opening, quantised to the run's grid, every sample
+    continues (the output starts with it)."""
 
     def validate(self) -> None:
         check_options(
@@ -119,6 +125,7 @@ class TextModel(SequenceModel):
         stream: Callable[[str], None] | None = None,
         cached: bool = True,
         stepper_options: dict[str, Any] | None = None,
+        prompt_file: str | None = None,
     ) -> Any:
         """On text, n strings: the prompt and max_new_tokens tokens drawn after it; on other
         token data, ids as `SequenceModel.sample`.
@@ -135,7 +142,9 @@ class TextModel(SequenceModel):
                 raise UsageError(f"streaming is for text; this model's data is {self.info.kind}")
             if isinstance(prompt, str) and not prompt:  # the text default: no prompt
                 prompt = ()
-            return super().sample(n, prompt=prompt, **options)
+            return super().sample(n, prompt=prompt, prompt_file=prompt_file, **options)
+        if prompt_file is not None:
+            raise UsageError("a prompt file is for music runs; give a text prompt with --prompt")
         check_options(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p
         )
