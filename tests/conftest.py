@@ -38,6 +38,17 @@ TINY_TRAIN = [
 ]
 
 
+def tiny_data_spec(family: str, request: pytest.FixtureRequest) -> str:
+    """What `family` learns in the tests: digits, another built-in (e.g. the 'wine' table), or
+    the path the data fixture TINY_DATA names writes."""
+    from genlab.data import BUILTINS
+
+    name = TINY_DATA.get(family)
+    if name in BUILTINS:
+        return name
+    return str(request.getfixturevalue(name)) if name else "digits"
+
+
 def tiny_overrides(family: str, *extra: str) -> list[str]:
     return [*TINY[family], *TINY_TRAIN, *extra]
 

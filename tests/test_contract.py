@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 import genlab
-from conftest import TINY_DATA, tiny_overrides
+from conftest import tiny_data_spec, tiny_overrides
 from genlab.config import apply_overrides, to_dict
-from genlab.data import BUILTINS, kind_of, load_dataset
+from genlab.data import kind_of, load_dataset
 from genlab.errors import UsageError
 from genlab.io.atomic import write_json_atomic
 from genlab.io.checkpoint import save_checkpoint
@@ -30,11 +30,8 @@ def digits():
 
 @pytest.fixture
 def data_spec(family, request) -> str:
-    """What `family` learns in these tests: digits, or the data fixture TINY_DATA names."""
-    name = TINY_DATA.get(family)
-    if name in BUILTINS:  # a built-in other than digits (e.g. the 'wine' table)
-        return name
-    return str(request.getfixturevalue(name)) if name else "digits"
+    """What `family` learns in these tests."""
+    return tiny_data_spec(family, request)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import genlab
-from conftest import TINY_DATA, run_cli, tiny_overrides
+from conftest import run_cli, tiny_data_spec, tiny_overrides
 from genlab.config import apply_overrides
 from genlab.errors import UsageError
 from genlab.models.base import EvidenceBound, Likelihood, Reconstructs
@@ -21,10 +21,8 @@ from genlab.runconfig import default_config
 @pytest.fixture
 def tiny(family, request):
     """An untrained tiny model of `family` (eval mode) and its data."""
-    name = TINY_DATA.get(family)
     cfg = apply_overrides(default_config(family), tiny_overrides(family))
-    spec = str(request.getfixturevalue(name)) if name else "digits"
-    data = load_data(cfg, spec)
+    data = load_data(cfg, tiny_data_spec(family, request))
     torch.manual_seed(0)
     return build_model(family, cfg.model, data.info, data.files).eval(), data
 
