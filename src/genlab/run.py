@@ -216,6 +216,8 @@ def train(
             origin = read_manifest(out)["init_from"] if resume else None
         for name, content in dataset.files.items():  # e.g. the tokenizer
             write_bytes_atomic(out / name, content)
+        # settings chosen from the data ("auto" resolved by the model; kept over --resume)
+        choices = read_manifest(out).get("choices", []) if resume else list(model.choices)
         manifest = new_manifest(
             family=family,
             config=to_dict(cfg),
@@ -223,6 +225,7 @@ def train(
             data_files=list(dataset.files),
             parameters=sum(p.numel() for p in model.parameters()),
             init_from=origin,
+            choices=choices,
         )
         write_manifest(out, manifest)
     trainer.dist.barrier()

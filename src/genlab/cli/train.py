@@ -137,7 +137,11 @@ def print_summary(run: Path) -> None:
             line += f" (best {s['best_val']:.4f} at step {s['best_step']}, {mode}imum)"
         print(line)
     from genlab.cli.runs import run_family
+    from genlab.io.manifest import read_manifest
     from genlab.registry import get_family
+
+    for choice in read_manifest(run).get("choices", []):  # settings chosen from the data
+        print(choice)
 
     if get_family(run_family(run))[0].discriminative:  # nothing to sample: only eval is next
         print(f"next: genlab eval {run}")
