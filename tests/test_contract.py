@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 import genlab
 from conftest import TINY_DATA, tiny_overrides
 from genlab.config import apply_overrides, to_dict
-from genlab.data import load_dataset
+from genlab.data import BUILTINS, kind_of, load_dataset
 from genlab.errors import UsageError
 from genlab.io.atomic import write_json_atomic
 from genlab.io.checkpoint import save_checkpoint
@@ -32,6 +32,8 @@ def digits():
 def data_spec(family, request) -> str:
     """What `family` learns in these tests: digits, or the data fixture TINY_DATA names."""
     name = TINY_DATA.get(family)
+    if name in BUILTINS:  # a built-in other than digits (e.g. the 'wine' table)
+        return name
     return str(request.getfixturevalue(name)) if name else "digits"
 
 
@@ -109,6 +111,11 @@ def test_samples_or_predictions_have_the_right_shape(family, data):
         texts = model.sample(5, generator=torch.Generator().manual_seed(0), max_new_tokens=9)
         assert len(texts) == 5 and all(isinstance(t, str) for t in texts)
         assert [len(model.tokenizer.encode(t)) for t in texts] == [9] * 5  # char tokens
+    elif data.info.kind == "tabular":  # encoded rows that decode to rows of every column
+        s = model.sample(5, generator=torch.Generator().manual_seed(0))
+        assert s.shape == (5, *data.info.shape) and torch.isfinite(s).all()
+        rows = kind_of(data.info).decode(s, data.info)
+        assert len(rows) == 5 and all(len(r) == len(data.info.record.columns) for r in rows)
     else:
         s = model.sample(5, generator=torch.Generator().manual_seed(0))
         assert s.shape == (5, *data.info.shape)

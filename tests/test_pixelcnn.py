@@ -143,3 +143,28 @@ def test_command_line_completion(digits, tmp_path):
     Image.fromarray(np.zeros((9, 8), dtype=np.uint8)).save(tmp_path / "tall.png")
     r = run_cli("sample", str(run), "--complete", str(tmp_path / "tall.png"))
     assert r.returncode == 1 and "8x9 pixels" in r.stderr and "8x8" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("shape", "pixels", "classes"),
+    [((1, 6, 7), "bernoulli", 0), ((3, 4, 5), "categorical", 3), ((1, 16, 5), "bernoulli", 0)],
+)
+def test_cached_sampling_draws_from_the_full_pass_logits(shape, pixels, classes, monkeypatch):
+    """Every pixel's distribution during (cached, column-by-column) sampling equals the full
+    network's logits at that pixel for the finished image."""
+    torch.manual_seed(0)
+    cfg = Config(channels=8, layers=4, head=8, pixels=pixels, conditional=bool(classes))
+    model = PixelCNN(cfg, image_info(shape, levels=4, classes=classes)).eval()
+    seen = []
+    draw = model._draw
+    monkeypatch.setattr(
+        model, "_draw", lambda logits, t, g: seen.append(logits) or draw(logits, t, g)
+    )
+    g = torch.Generator().manual_seed(1)
+    images = model.sample(3, generator=g, class_label=1 if classes else None)
+    y = torch.full((3,), 1) if classes else None
+    full = model.logits(model.observe(images), y)  # (B, C, K, H, W)
+    _, h, w = shape
+    assert len(seen) == h * w
+    for q, logits in enumerate(seen):
+        torch.testing.assert_close(logits, full[..., q // w, q % w], atol=1e-5, rtol=1e-4)

@@ -11,6 +11,7 @@ import torch
 import genlab
 from conftest import TINY_DATA, run_cli, tiny_overrides
 from genlab.config import apply_overrides
+from genlab.data import BUILTINS
 from genlab.errors import UsageError
 from genlab.models.base import EvidenceBound, Likelihood, Reconstructs
 from genlab.registry import FAMILIES
@@ -23,7 +24,9 @@ def tiny(family, request):
     """An untrained tiny model of `family` (eval mode) and its data."""
     name = TINY_DATA.get(family)
     cfg = apply_overrides(default_config(family), tiny_overrides(family))
-    spec = str(request.getfixturevalue(name)) if name else "digits"
+    spec = name or "digits"  # a built-in name (digits, the 'wine' table), or a data fixture
+    if spec not in BUILTINS:
+        spec = str(request.getfixturevalue(spec))
     data = load_data(cfg, spec)
     torch.manual_seed(0)
     return build_model(family, cfg.model, data.info, data.files).eval(), data

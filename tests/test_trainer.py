@@ -255,15 +255,17 @@ def test_metrics_jsonl_has_train_lines_every_log_every_and_val_lines_at_eval_eve
     cfg = apply_overrides(default_config("mlp"), tiny_overrides("mlp", *extra)).train
     windows = [(0, 1), (2, 3), (4, 5), (6,)]  # 0-based optimizer steps behind each train line
     for r, window in zip([r for r in records if r["split"] == "train"], windows, strict=True):
-        assert set(r) == {"step", "split", "loss", "accuracy", "lr", "examples_per_s"}
+        assert set(r) == {"step", "split", "loss", "accuracy", "lr", "examples_per_s", "elapsed_s"}
         assert 0 < r["loss"] < 10 and 0 <= r["accuracy"] <= 1
         lrs = [lr_at(s, cfg, 7) for s in window]
         assert min(lrs) - 1e-12 <= r["lr"] <= max(lrs) + 1e-12
         assert r["examples_per_s"] > 0
     assert records[-2]["lr"] == pytest.approx(cfg.lr * cfg.min_lr_ratio)  # step 7 alone
+    elapsed = [r["elapsed_s"] for r in records]  # training seconds so far, never going back
+    assert elapsed == sorted(elapsed) and elapsed[0] >= 0
     for r in records:
         if r["split"] == "val":
-            assert set(r) == {"step", "split", "loss", "accuracy", "early_stop"}
+            assert set(r) == {"step", "split", "loss", "accuracy", "early_stop", "elapsed_s"}
             assert 0 < r["loss"] < 10 and r["early_stop"] is False
 
 

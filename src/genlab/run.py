@@ -13,7 +13,9 @@ import torch
 from genlab import judges
 from genlab.config import apply_overrides, from_dict, to_dict
 from genlab.data import DataInfo, Dataset, load_dataset
-from genlab.errors import RunError, UsageError
+from genlab.data.kinds import KINDS
+from genlab.data.loader import kind_name
+from genlab.errors import DataError, RunError, UsageError
 from genlab.io.atomic import write_bytes_atomic
 from genlab.io.checkpoint import (
     checkpoint_dir,
@@ -42,6 +44,19 @@ def load_data(run_cfg: Any, spec: str, run_dir: str | Path | None = None) -> Dat
     """
     context = getattr(run_cfg.model, "context", 0)
     return load_dataset(spec, run_cfg.data, context=context, run_dir=run_dir)
+
+
+def check_data_kind(family: str, spec: str) -> None:
+    """A DataError before reading when the family does not learn the data's kind."""
+    kinds = get_family(family)[0].data_kinds
+    found = kind_name(spec)
+    if kinds and found is not None and found not in kinds:
+        builtins = [n for k in kinds for n in KINDS[k].builtins]
+        hint = f" (built-in: {', '.join(builtins)})" if builtins else ""
+        raise DataError(
+            f"'{family}' learns {' or '.join(kinds)} data but '{spec}' is {found} data; give "
+            f"{' or '.join(KINDS[k].description for k in kinds)}{hint}"
+        )
 
 
 def build_model(
@@ -187,6 +202,7 @@ def train(
                 f"(fingerprint {dataset.info.fingerprint[:12]} vs {saved_info.fingerprint[:12]})"
             )
     else:
+        check_data_kind(family, data)
         # a run that failed before its first checkpoint has nothing to keep: start it over
         (out / "metrics.jsonl").unlink(missing_ok=True)
         dataset = load_data(cfg, data, run_dir=init_from)

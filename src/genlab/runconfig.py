@@ -7,6 +7,7 @@ import functools
 from dataclasses import field
 from typing import Any
 
+from genlab.config import apply_overrides
 from genlab.data.config import DataConfig
 from genlab.errors import UsageError
 from genlab.registry import get_family
@@ -31,8 +32,10 @@ def run_config_class(family: str) -> type:
 
 def default_config(family: str, preset: str | None = None) -> Any:
     """A family's run configuration: the defaults, shaped by a preset function when named."""
-    _, presets = get_family(family)
+    model_cls, presets = get_family(family)
     run = run_config_class(family)()
+    if model_cls.defaults:
+        run = apply_overrides(run, list(model_cls.defaults))
     if preset:
         if preset not in presets:
             names = ", ".join(presets) or "none"

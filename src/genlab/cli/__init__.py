@@ -30,7 +30,18 @@ def _verb_words(argv: list[str], verb: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    from genlab.cli import bench, evaluation, listing, parser, sample, train
+    from genlab.cli import (
+        bench,
+        evaluation,
+        export,
+        listing,
+        parser,
+        plot,
+        predict,
+        runs,
+        sample,
+        train,
+    )
 
     argv = list(sys.argv[1:] if argv is None else argv)
     top = parser.top_parser()
@@ -48,7 +59,16 @@ def main(argv: list[str] | None = None) -> int:
             return verb_run(words)
     else:
         args = top.parse_args(argv)  # strict: an unknown word is argparse's usage error
-        verb_run = {"list": listing.run, "train": train.run, "bench": bench.run}[args.verb]
+        verb_run = {
+            "list": listing.run,
+            "train": train.run,
+            "bench": bench.run,
+            "runs": runs.list_runs,
+            "info": runs.show_info,
+            "plot": plot.run,
+            "predict": predict.run,
+            "export": export.run,
+        }[args.verb]
 
         def call() -> int:
             return verb_run(args)

@@ -24,12 +24,14 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common()],
     )
-    b.add_argument("--data", required=True, help="image data: a built-in name or a path")
+    b.add_argument(
+        "--data", required=True, help="image data or a CSV table: a built-in name or a path"
+    )
     b.add_argument("--out", required=True, help="folder for runs/, comparison.md/.json, PNGs")
     b.add_argument(
         "--families",
-        default="vae,gan,pixelcnn",
-        help="comma-separated generative families (default vae,gan,pixelcnn)",
+        help="comma-separated generative families (default vae,gan,pixelcnn; for a CSV table "
+        "copula,tvae,ctgan)",
     )
     b.add_argument(
         "--budget-minutes",
@@ -72,8 +74,12 @@ def add_parser(sub: Any) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
-    from genlab.bench import bench, parse_families
+    from genlab.bench import DEFAULT_FAMILIES, TABLE_FAMILIES, bench, parse_families
+    from genlab.data.loader import kind_name
     from genlab.hardware import resolve_device
+
+    if a.families is None:
+        a.families = TABLE_FAMILIES if kind_name(a.data) == "tabular" else DEFAULT_FAMILIES
 
     overrides = list(a.overrides)
     if a.device is not None:
@@ -95,5 +101,7 @@ def run(a: argparse.Namespace) -> int:
     )
     print((Path(a.out) / "comparison.md").read_text())
     names = ", ".join(f"samples-{f}.png" for f in comparison["families"])
+    if kind_name(a.data) == "tabular":
+        names = "runs/"
     print(f"wrote {a.out}/comparison.md, comparison.json, {names}")
     return 0

@@ -177,6 +177,10 @@ def run(words: list[str]) -> int:
     for note in model.notes:  # e.g. EMA weights that have not caught up
         print(f"genlab: warning: {note}", file=sys.stderr)
     _, cfg, info = read_run(a.run_dir)
+    from genlab.models.tables import is_table_model
+
+    if is_table_model(model):  # synthetic tables: the quality, utility and privacy report
+        return _table_report(a, model, cfg, options)
     data = load_data(cfg, a.data or info.source, run_dir=a.run_dir)
     if a.split is None:  # e.g. a text corpus split 90/10 into train and validation only
         a.split = "test" if len(data.splits["test"]) or not len(data.splits["val"]) else "val"
@@ -250,3 +254,24 @@ def anomaly_csv(ids: list[str], scores: list[float]) -> str:
     for i in sorted(range(len(scores)), key=lambda i: -scores[i]):  # stable among equal scores
         w.writerow([ids[i], scores[i]])
     return buf.getvalue()
+
+
+def _table_report(a: argparse.Namespace, model, cfg, options) -> int:
+    """`genlab eval` of a table family: the report of genlab.metrics.tabular, written as JSON,
+    Markdown and PNG (RUN_DIR/report-DATA.*, or beside --json), each figure beside real."""
+    from genlab.metrics.tabular import LABELS, evaluate_table, write_report
+
+    out, train, synth = evaluate_table(
+        model, cfg.data, a.data, n=a.samples, seed=a.seed, target=options.target
+    )
+    out = {"run": str(a.run_dir), "checkpoint": model.checkpoint, **out}
+    for key, label in LABELS.items():
+        if key in out:
+            real = out.get(f"{key}_real")
+            shown = "n/a" if out[key] is None else f"{out[key]:.4f}"
+            print(f"{label}: {shown}   (real: {'n/a' if real is None else f'{real:.4f}'})")
+    name = Path(a.data).name if a.data else "test"
+    path = Path(a.json) if a.json else Path(a.run_dir) / f"report-{name}.json"
+    files = write_report(out, model.codec, train, synth, path, f"genlab report: {a.run_dir}")
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,8 +158,9 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         help="output file; its suffix picks the format of the run's data kind (images: .png "
-        "grid or .npy array; 'genlab list' shows every kind's). Default: "
-        "RUN_DIR/samples/sample-seedS with the kind's first suffix; streamed text goes to stdout",
+        "grid or .npy array; 'genlab list' shows every kind's). A folder (DIR/ or an existing "
+        "one) gets the grid and one file per sample. Default: RUN_DIR/samples/sample-seedS with "
+        "the kind's first suffix; streamed text goes to stdout",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     add_checkpoint_args(p)
@@ -290,7 +292,8 @@ def run(words: list[str]) -> int:
     g = torch.Generator(device=device).manual_seed(a.seed)
     if mode is not None and mode.name == "inpaint":  # written at the input image's own size
         return _inpaint(model, a, how, g, options)
-    out = Path(a.out) if a.out else None
+    folder = out_folder(a.out)  # --out DIR/: one file per sample besides the grid
+    out = Path(a.out) if a.out and folder is None else None
     if out is not None:
         kind.check_suffix(out)
     if streams:
@@ -310,11 +313,29 @@ def run(words: list[str]) -> int:
         else:  # complete
             samples = _completions(model, a, how, g, options, device)
             nrow, name = min(a.n + 1, 9), "completion"
-    out = out or Path(a.run_dir) / "samples" / f"{name}-seed{a.seed}{kind.default_suffix()}"
-    paths = kind.write(samples, out, model.info, **({} if nrow is None else {"nrow": nrow}))
-    shown = ", ".join(str(p) for p in paths)
+    layout = {} if nrow is None else {"nrow": nrow}
+    if folder is not None:
+        paths = kind.write_each(samples, folder, model.info, stem=f"{name}-seed{a.seed}", **layout)
+    else:
+        out = out or Path(a.run_dir) / "samples" / f"{name}-seed{a.seed}{kind.default_suffix()}"
+        paths = kind.write(samples, out, model.info, **layout)
+    shown = _shown(paths)
     print(f"wrote {shown} ({len(samples)} {kind.name} samples from {model.checkpoint})")
     return 0
+
+
+def out_folder(out: str | None) -> Path | None:
+    """The folder --out names (it ends with a slash or is an existing folder), else None."""
+    if out and (out.endswith(("/", os.sep)) or Path(out).is_dir()):
+        return Path(out)
+    return None
+
+
+def _shown(paths: list[Path]) -> str:
+    """The files written, shortened when there are many (one per sample)."""
+    if len(paths) <= 4:
+        return ", ".join(str(p) for p in paths)
+    return f"{paths[0]}, {paths[1]} ... {paths[-1].name} ({len(paths)} files)"
 
 
 def _stream(model, a, kind, out, g, options: dict[str, Any], device) -> int:
@@ -341,9 +362,13 @@ def _stream(model, a, kind, out, g, options: dict[str, Any], device) -> int:
         emit("\n")
     finally:
         torch.set_num_threads(threads)
-    if out is not None:
-        paths = kind.write(samples, out, model.info)
-        shown = ", ".join(str(p) for p in paths)
+    folder = out_folder(a.out)  # --out DIR/: one file per sample besides all of them in one
+    if out is not None or folder is not None:
+        if folder is not None:
+            paths = kind.write_each(samples, folder, model.info, stem=f"sample-seed{a.seed}")
+        else:
+            paths = kind.write(samples, out, model.info)
+        shown = _shown(paths)
         print(f"wrote {shown} ({a.n} {kind.name} samples from {model.checkpoint})", file=sys.stderr)
     return 0
 
@@ -386,7 +411,9 @@ def _inpaint(model, a, how: Inpainting, g, options: dict[str, Any]) -> int:
         images = inpaint_file(
             model, how.inpaint, how.mask, n=a.n, generator=g, rounds=how.resample_rounds, **options
         )
-    out = Path(a.out) if a.out else Path(a.run_dir) / "samples" / f"inpaint-seed{a.seed}.png"
+    folder = out_folder(a.out)  # --out DIR/: the completions go into it, one file each
+    out = Path(a.out) if a.out and folder is None else None
+    out = out or (folder or Path(a.run_dir) / "samples") / f"inpaint-seed{a.seed}.png"
     paths = save_inpainted(images, out)
     shown = str(paths[0]) if len(paths) == 1 else f"{paths[0]} ... {paths[-1].name}"
     print(f"wrote {shown} ({len(images)} completions of {how.inpaint} from {model.checkpoint})")

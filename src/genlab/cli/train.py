@@ -137,8 +137,14 @@ def print_summary(run: Path) -> None:
             line += f" (best {s['best_val']:.4f} at step {s['best_step']}, {mode}imum)"
         print(line)
     from genlab.cli.runs import run_family
+    from genlab.data.kinds import kind_of
     from genlab.io.manifest import read_manifest
     from genlab.registry import get_family
+    from genlab.run import read_run
+
+    info = read_run(run)[2]
+    for note in kind_of(info).notes(info):  # e.g. how a table's missing values were handled
+        print(f"data: {note}")
 
     for choice in read_manifest(run).get("choices", []):  # settings chosen from the data
         print(choice)

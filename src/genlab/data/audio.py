@@ -540,6 +540,14 @@ class AudioKind(DataKind):
         return mulaw_decode(t, info.record.levels).numpy()
 
     # writing -----------------------------------------------------------------------------------
+    def write_each(
+        self, samples: Any, folder: Path, info: Any, *, stem: str = "sample", **options: Any
+    ) -> list[Path]:
+        """`write` already writes one file per sample (STEM-000.wav, ...) and a spectrogram PNG:
+        into `folder`."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return self.write(samples, Path(folder) / f"{stem}.wav", info, **options)
+
     def write(
         self,
         samples: Any,

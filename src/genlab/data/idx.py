@@ -116,7 +116,10 @@ def read_idx(path: Path, kind: str) -> np.ndarray:
     return parse_idx(read_bytes(path), path.name, kind)
 
 
-def _read_pair(images_path: Path, labels_path: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
+def read_idx_pair(
+    images_path: Path, labels_path: Path | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The images (N, H, W) of an IDX file and the labels (N,) of its labels file (or None)."""
     images = read_idx(images_path, "images")
     if labels_path is None:
         return images, None
@@ -154,11 +157,11 @@ def read_idx_dir(
     if not train_prefixes:  # only a test-named set: use it as the whole data
         train_prefixes, test_prefixes = test_prefixes, []
     train = train_prefixes[0]
-    x, y = _read_pair(files[(train, "images")], files.get((train, "labels")))
+    x, y = read_idx_pair(files[(train, "images")], files.get((train, "labels")))
     test_x = test_y = None
     if test_prefixes:
         test = test_prefixes[0]
-        test_x, test_y = _read_pair(files[(test, "images")], files.get((test, "labels")))
+        test_x, test_y = read_idx_pair(files[(test, "images")], files.get((test, "labels")))
         if (y is None) != (test_y is None):
             with_labels, without = (train, test) if y is not None else (test, train)
             raise DataError(

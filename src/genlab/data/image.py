@@ -25,8 +25,8 @@ from genlab.data.core import (
     fingerprint,
     split_indices,
 )
-from genlab.data.idx import IDX_NAME, find_idx_files, read_idx_dir
-from genlab.data.kind import DataKind, NoSettings, SplitSettings
+from genlab.data.idx import IDX_NAME, find_idx_files, read_idx_dir, read_idx_pair
+from genlab.data.kind import DataKind, Inputs, NoSettings, SplitSettings
 from genlab.errors import DataError, UsageError
 from genlab.io.atomic import write_bytes_atomic
 
@@ -273,6 +273,20 @@ def grey_fraction(x: torch.Tensor, levels: int) -> float:
     return round(grey / flat.numel(), 6)
 
 
+def _channels_first(pixels: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, 3) uint8 -> (C, H, W)."""
+    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+def _idx_inputs(
+    images: Path, labels: Path | None
+) -> tuple[list[str], np.ndarray, list[str] | None]:
+    """The images of one IDX file as (N, 1, H, W), named FILE:INDEX, and their labels."""
+    x, y = read_idx_pair(images, labels)
+    names = [f"{images.name}:{i}" for i in range(len(x))]
+    return names, x[:, None], None if y is None else [str(int(v)) for v in y]
+
+
 # the kind --------------------------------------------------------------------------------------
 
 
@@ -338,6 +352,75 @@ class ImageKind(DataKind):
         x, y, levels = builtin_images(name)
         class_names = [str(i) for i in range(int(y.max()) + 1)]
         return image_dataset(name, x=x, y=y, levels=levels, class_names=class_names, split=split)
+
+    def write_each(
+        self, samples: Any, folder: Path, info: DataInfo, *, stem: str = "sample", **options: Any
+    ) -> list[Path]:
+        """The PNG grid as STEM.png and each image at its own size as STEM-000.png, ..."""
+        from genlab.io.images import save_image
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = self.write(samples, folder / f"{stem}.png", info, **options)
+        images = torch.as_tensor(samples).detach().cpu()
+        digits = max(3, len(str(len(images) - 1)))
+        for i, image in enumerate(images):
+            written.append(save_image(image, folder / f"{stem}-{i:0{digits}d}.png"))
+        return written
+
+    def read_inputs(self, path: Path, info: DataInfo) -> Inputs:
+        """One PNG/JPEG file, a folder of them (directly or in class sub-folders, whose names
+        become the labels), one IDX images file or a folder of IDX files (every image of each
+        images file, named FILE:INDEX, labelled by its labels file): images of the run's size.
+        Grayscale images are repeated to three channels for a colour model."""
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            pixels, _ = read_image(path, path.name)
+            names, labels, x = [path.name], None, _channels_first(pixels)[None]
+        elif path.is_file() and IDX_NAME.match(path.name):
+            match = IDX_NAME.match(path.name)
+            if match["kind"].lower() != "images":
+                raise DataError(f"{path.name} holds labels; give its images file or its folder")
+            twins = find_idx_files(path.parent)
+            names, x, labels = _idx_inputs(path, twins.get((match["prefix"].lower(), "labels")))
+        elif path.is_dir() and find_idx_files(path):
+            files = find_idx_files(path)
+            parts = [
+                _idx_inputs(images, files.get((prefix, "labels")))
+                for (prefix, what), images in sorted(files.items())
+                if what == "images"
+            ]
+            if not parts:
+                raise DataError(f"{path} holds IDX labels but no IDX images file; add one")
+            names = [n for part in parts for n in part[0]]
+            x = np.concatenate([part[1] for part in parts])
+            labels = None
+            if all(part[2] is not None for part in parts):
+                labels = [label for part in parts for label in part[2]]
+        elif path.is_dir():
+            paths, ys, class_names = scan_image_folder(path, str(path))
+            x, _, _ = read_image_folder(path, str(path))
+            names = [_describe(p, path) for p in paths]
+            labels = None if ys is None else [class_names[k] for k in ys]
+        else:
+            raise DataError(
+                f"{path} is not an image (.png, .jpg, .jpeg), an IDX images file or a folder of "
+                "them; give one of those"
+            )
+        x = torch.from_numpy(np.array(x, dtype=np.uint8))  # a writable copy, (N, C, H, W)
+        c, h, w = info.shape
+        if tuple(x.shape[2:]) != (h, w):
+            raise DataError(
+                f"{path} holds {x.shape[3]}x{x.shape[2]} images but the run's are {w}x{h} "
+                "(width x height); resize them first"
+            )
+        if x.shape[1] == 1 and c == 3:
+            x = x.expand(-1, 3, -1, -1)
+        elif x.shape[1] != c:
+            raise DataError(
+                f"{path} holds colour images but the run's images are grayscale; convert them "
+                "to grayscale first"
+            )
+        return Inputs(names=names, x=x.to(torch.float32) / 255, labels=labels)
 
     def encode(self, data: Any, info: DataInfo) -> torch.Tensor:
         """uint8 images (N, C, H, W) with `levels` levels -> float32 in [0, 1]."""

@@ -45,6 +45,19 @@ class NoSettings:
     """A kind with no settings of its own."""
 
 
+@dataclass
+class Inputs:
+    """Examples to predict on, as a data kind's `read_inputs` reads them."""
+
+    names: list[str]
+    """Per example: where it came from (a file name, `file:index` in an IDX file, a CSV row)."""
+    x: torch.Tensor
+    """The examples in the model's form, (N, ...)."""
+    labels: list[str] | None = None
+    """Per example: the label the input carries (class folder, IDX label, CSV target), when
+    it carries one."""
+
+
 class DataKind:
     """Base of the data kinds; subclasses set the class attributes and the methods below."""
 
@@ -97,6 +110,15 @@ class DataKind:
         """Load the built-in data set `name` (one of `builtins`) into a `Dataset`."""
         raise NotImplementedError
 
+    def read_inputs(self, path: Path, info: Any) -> Inputs:
+        """The examples at `path` (a file or folder of this kind, labelled or not) in the model's
+        form for a run trained on data described by `info`, each with a name that finds it
+        again (a file name, a row number): what `genlab predict` scores."""
+        raise UsageError(
+            f"genlab predict reads image and CSV data; a run trained on {self.name} data has "
+            "nothing to predict from"
+        )
+
     # codec -------------------------------------------------------------------------------------
     def encode(self, data: Any, info: Any) -> torch.Tensor:
         """The user's form -> the tensor form a model reads (a batch's "x")."""
@@ -113,6 +135,11 @@ class DataKind:
         names = {f.name for f in dataclasses.fields(self.Record)}
         return self.Record(**{k: v for k, v in flat.items() if k in names})
 
+    def notes(self, info: Any) -> list[str]:
+        """Lines about how the data was read that a user should see after training (e.g. how a
+        table's missing values were handled); none by default."""
+        return []
+
     # writing -----------------------------------------------------------------------------------
     def default_suffix(self) -> str:
         return self.suffixes[0]
@@ -128,6 +155,23 @@ class DataKind:
     def write(self, samples: Any, path: Path, info: Any, **options: Any) -> list[Path]:
         """Write samples (the model's form) to `path`; returns the files written."""
         raise NotImplementedError
+
+    def write_each(
+        self, samples: Any, folder: Path, info: Any, *, stem: str = "sample", **options: Any
+    ) -> list[Path]:
+        """Write into `folder` the overview that `write` makes of all samples as STEM.EXT (an
+        image grid, all texts in one file, one table) and one file per sample, STEM-000.EXT,
+        STEM-001.EXT, ..., in the kind's default format; returns the files written. A kind
+        whose `write` already writes a file per sample (audio, music) overrides this."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = self.default_suffix()
+        written = self.write(samples, folder / f"{stem}{suffix}", info, **options)
+        digits = max(3, len(str(len(samples) - 1)))
+        for i in range(len(samples)):
+            one = folder / f"{stem}-{i:0{digits}d}{suffix}"
+            written += self.write(samples[i : i + 1], one, info)
+        return written
 
 
 def record_from_dict(cls: type, data: dict[str, Any]) -> Any:

@@ -70,6 +70,19 @@ def load_dataset(
         raise DataError(f"could not read data at '{source}': {type(exc).__name__}: {exc}") from exc
 
 
+def kind_name(spec: str | os.PathLike[str]) -> str | None:
+    """The data kind of a built-in name or an existing path, without reading it (None when no
+    kind claims it: `load_dataset` then says why)."""
+    text = os.fspath(spec)
+    for kind in KINDS.values():
+        if text in kind.builtins:
+            return kind.name
+    path = Path(text).expanduser()
+    if not text.strip() or not path.exists():
+        return None
+    return next((kind.name for kind in KINDS.values() if kind.claims(path)), None)
+
+
 def _settings(cfg: Any, kind: DataKind) -> Any:
     """The kind's own settings group of a DataConfig (its defaults when it has none)."""
     return getattr(cfg, kind.name, None) or kind.Config()

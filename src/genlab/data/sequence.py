@@ -573,6 +573,13 @@ class SequenceKind(DataKind):
         return [tokens_piece(row, rec.low, rec.high) for row in ids]
 
     # writing -----------------------------------------------------------------------------------
+    def write_each(
+        self, samples: Any, folder: Path, info: Any, *, stem: str = "sample", **options: Any
+    ) -> list[Path]:
+        """`write` already writes one file per sample: STEM-000.mid, ..., into `folder`."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return self.write(samples, Path(folder) / f"{stem}.mid", info, **options)
+
     def write(
         self, samples: Any, path: Path, info: Any, *, tempo_bpm: float = 0.0, **options: Any
     ) -> list[Path]:

@@ -27,17 +27,20 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from genlab.data.core import DataInfo, Dataset, Split, fingerprint, split_indices
-from genlab.data.kind import DataKind, SplitSettings
+from genlab.data.kind import DataKind, Inputs, SplitSettings
+from genlab.data.tabular_codec import MISSING_MARKERS, TableCodec, is_missing
 from genlab.errors import DataError, UsageError
 from genlab.io.atomic import write_bytes_atomic, write_text_atomic
 
-MISSING = ("", "?")
+STRAY_SHARE = 0.05
+"""A column whose non-numeric values are at most this share of its non-missing values is a
+numeric column with a typo: an error names the row, rather than a one-hot of every number."""
 TARGET_NAMES = ("target", "label", "class", "y")
 MAX_AUTO_CLASSES = 20
 MAX_CATEGORIES = 256
@@ -224,6 +227,12 @@ class TabularConfig:
 
     target: str = ""
     """The target column (default: a column named target, label, class or y)."""
+    codec: Literal["standard", "modes", "gaussian"] = "standard"
+    """standard: features standardized and one-hot, the target apart (classifiers);
+    modes / gaussian: every column, the target included, in the synthetic-table codec's form
+    (genlab.data.tabular_codec; the tabular families set it)."""
+    modes: int = 10
+    """modes codec: the most mixture components per numeric column."""
 
 
 @dataclass
@@ -258,6 +267,10 @@ class TabularRecord:
     target_std: float = 1.0
     target_decimals: int = -1
     """Regression: digits after the point the target's numbers had (-1: no rounding)."""
+    missing: dict[str, str] = field(default_factory=dict)
+    """Per column with missing values: how they were handled."""
+    codec: dict[str, Any] = field(default_factory=dict)
+    """The synthetic-table codec's state (genlab.data.tabular_codec); {} in the standard form."""
 
     @property
     def width(self) -> int:
@@ -284,7 +297,12 @@ def _decimals(values: list[str]) -> int:
 
 
 def _describe_columns(
-    header: list[str], rows: list[list[str]], columns: list[int], train: np.ndarray, name: str
+    header: list[str],
+    rows: list[list[str]],
+    lines: list[int],
+    columns: list[int],
+    train: np.ndarray,
+    name: str,
 ) -> tuple[TabularRecord, list[float]]:
     """Column types, categories (sorted; missing -> "?"), decimals and one-hot slices, plus
     each numeric column's fill value for missing entries (its training mean)."""
@@ -292,32 +310,55 @@ def _describe_columns(
     fills: list[float] = []
     start = 0
     for col in columns:
+        column_name = header[col]
         values = [row[col] for row in rows]
-        rec.columns.append(header[col])
-        if all(v in MISSING or _is_number(v) for v in values):
-            parsed = [None if v in MISSING else _number(v) for v in values]
+        present = [i for i, v in enumerate(values) if not is_missing(v)]
+        n_missing = len(values) - len(present)
+        if not present:
+            raise DataError(
+                f"{name} column '{column_name}' is entirely missing (every value is empty or "
+                f"one of {', '.join(repr(m) for m in MISSING_MARKERS if m)}); remove the column"
+            )
+        words = [i for i in present if not _is_number(values[i])]
+        if words and len(words) <= STRAY_SHARE * len(present):
+            i = words[0]
+            raise DataError(
+                f"{name} line {lines[i]}, column '{column_name}': '{values[i]}' is not a number "
+                f"but {len(present) - len(words)} of the column's {len(present)} values are "
+                f"({len(words)} are not); fix it, or leave it empty or NA if it is missing"
+            )
+        rec.columns.append(column_name)
+        if not words:
+            parsed = [None if is_missing(v) else _number(v) for v in values]
             column = np.asarray([np.nan if p is None else p for p in parsed], dtype=np.float64)
             seen = column[train][~np.isnan(column[train])]
             fills.append(float(seen.mean()) if seen.size else 0.0)
             rec.types.append("numeric")
             rec.categories.append([])
             rec.decimals.append(_decimals(values))
-            rec.feature_names.append(header[col])
+            rec.feature_names.append(column_name)
             width = 1
+            if n_missing:
+                rec.missing[column_name] = (
+                    f"{n_missing} missing: filled with the training mean {fills[-1]:.6g}"
+                )
         else:
-            categories = sorted({"?" if v in MISSING else v for v in values})
+            categories = sorted({"?" if is_missing(v) else v for v in values})
             if len(categories) > MAX_CATEGORIES:
+                distinct = len({values[i] for i in words})
                 raise DataError(
-                    f"{name} column '{header[col]}' has {len(categories)} distinct non-numeric "
-                    f"values, too many to one-hot encode (limit {MAX_CATEGORIES}); "
-                    "remove the column or make it numeric"
+                    f"{name} column '{column_name}' has {len(categories)} distinct values "
+                    f"({distinct} of them not numbers), too many to one-hot encode (limit "
+                    f"{MAX_CATEGORIES}); remove the column or make it numeric"
                 )
             fills.append(0.0)
             rec.types.append("categorical")
             rec.categories.append(categories)
             rec.decimals.append(-1)
-            rec.feature_names.extend(f"{header[col]}={c}" for c in categories)
+            rec.feature_names.extend(f"{column_name}={c}" for c in categories)
             width = len(categories)
+            if n_missing:
+                rec.missing[column_name] = f"{n_missing} missing: kept as the category '?'"
         rec.slices.append([start, start + width])
         start += width
     return rec, fills
@@ -349,7 +390,7 @@ def _numeric_value(value: Any, column: str, fill: float) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value) if math.isfinite(value) else fill
     text = str(value).strip()
-    if text in MISSING:
+    if is_missing(text):
         return fill
     if not _is_number(text):
         raise DataError(f"column '{column}' holds numbers, not '{text}'; give a number")
@@ -359,7 +400,7 @@ def _numeric_value(value: Any, column: str, fill: float) -> float:
 
 def _category_text(value: Any) -> str:
     text = "" if value is None else str(value).strip()
-    return "?" if text in MISSING else text
+    return "?" if is_missing(text) else text
 
 
 def _from_number(value: float, decimals: int) -> int | float:
@@ -369,14 +410,30 @@ def _from_number(value: float, decimals: int) -> int | float:
 
 
 def load_csv(path: Path, source: str, split: SplitSettings, cfg: TabularConfig) -> Dataset:
-    """Load a CSV file with a header line into standardized float32 features and a target."""
-    name = path.name
+    """Load a CSV file with a header line into standardized float32 features and a target, or
+    into the synthetic-table codec's form (`cfg.codec`)."""
     header, rows, lines = read_rows(path)
+    return load_table(header, rows, lines, source, split, cfg, path.name)
+
+
+def load_table(
+    header: list[str],
+    rows: list[list[str]],
+    lines: list[int],
+    source: str,
+    split: SplitSettings,
+    cfg: TabularConfig,
+    name: str,
+) -> Dataset:
+    """Table texts (a header, rows and their line numbers) -> a Dataset, as `cfg.codec` says."""
+    if cfg.codec != "standard":
+        return _load_synthetic(header, rows, source, split, cfg, name)
     t = choose_target(header, cfg.target, name)
     column = header[t]
-    kept = [i for i, row in enumerate(rows) if row[t] not in MISSING]
+    kept = [i for i, row in enumerate(rows) if not is_missing(row[t])]
     if not kept:
         raise DataError(f"{name} target column '{column}' has no values; choose another target")
+    dropped = len(rows) - len(kept)
     rows = [rows[i] for i in kept]
     lines = [lines[i] for i in kept]
     features = [i for i in range(len(header)) if i != t]
@@ -391,7 +448,9 @@ def load_csv(path: Path, source: str, split: SplitSettings, cfg: TabularConfig) 
         seed=split.seed,
         what=source,
     )
-    rec, fills = _describe_columns(header, rows, features, parts["train"], name)
+    rec, fills = _describe_columns(header, rows, lines, features, parts["train"], name)
+    if dropped:
+        rec.missing[column] = f"{dropped} rows without a target value: left out"
     x_all = _raw_features([[r[i] for i in features] for r in rows], rec, fills)
     mean = x_all[parts["train"]].mean(axis=0)
     std = x_all[parts["train"]].std(axis=0)
@@ -434,6 +493,100 @@ def load_csv(path: Path, source: str, split: SplitSettings, cfg: TabularConfig) 
     return Dataset(info=info, splits=splits)
 
 
+def _load_synthetic(
+    header: list[str],
+    rows: list[list[str]],
+    source: str,
+    split: SplitSettings,
+    cfg: TabularConfig,
+    name: str,
+) -> Dataset:
+    """Every column in the synthetic-table codec's form; no labels (the target, when one is
+    named or found, is only recorded: reports score synthetic data on it)."""
+    target = ""
+    if cfg.target:
+        target = header[choose_target(header, cfg.target, name)]
+    else:
+        lowered = [h.lower() for h in header]
+        target = next((header[lowered.index(c)] for c in TARGET_NAMES if c in lowered), "")
+    parts = split_indices(
+        len(rows),
+        val_fraction=split.val_fraction,
+        test_fraction=split.test_fraction,
+        seed=split.seed,
+        what=source,
+    )
+    codec = TableCodec.fit(
+        header, rows, parts["train"], form=cfg.codec, modes=cfg.modes, seed=split.seed, name=name
+    )
+    x_all = codec.encode(rows, name)
+    splits = {
+        part: Split(x=torch.from_numpy(np.ascontiguousarray(x_all[idx], dtype=np.float32)))
+        for part, idx in parts.items()
+    }
+    rec = TabularRecord(
+        columns=list(header),
+        types=[c["type"] for c in codec.columns],
+        categories=[list(c.get("categories", [])) for c in codec.columns],
+        decimals=[int(c.get("decimals", -1)) for c in codec.columns],
+        slices=codec.column_slices(),
+        feature_names=codec.dim_names(),
+        target_name=target,
+        target_index=header.index(target) if target else 0,
+        missing={k: v for k, v in codec.summary().items() if "missing" in v},
+        codec=codec.to_dict(),
+    )
+    info = DataInfo(
+        source=source,
+        kind="tabular",
+        shape=[codec.width],
+        n_train=len(splits["train"]),
+        n_val=len(splits["val"]),
+        n_test=len(splits["test"]),
+        fingerprint=fingerprint(splits),
+        record=rec,
+    )
+    return Dataset(info=info, splits=splits)
+
+
+def wine_table() -> tuple[list[str], list[list[str]]]:
+    """scikit-learn's wine data (178 rows, 13 measurements and the cultivar) as table texts."""
+    try:
+        from sklearn.datasets import load_wine
+    except ImportError as exc:
+        raise DataError(
+            f"the built-in 'wine' needs scikit-learn, which failed to import ({exc}); "
+            "install scikit-learn"
+        ) from exc
+    bunch = load_wine()
+    header = [*bunch.feature_names, "cultivar"]
+    rows = [
+        [_number_text(float(v)) for v in features] + [str(bunch.target_names[int(t)])]
+        for features, t in zip(bunch.data, bunch.target)
+    ]
+    return header, rows
+
+
+def table_rows(spec: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (cell texts) of a built-in table or a CSV file."""
+    if spec in TabularKind.builtins:
+        return wine_table()
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DataError(f"no table at '{spec}': give a CSV file or a built-in ('wine')")
+    if not path.is_file() or not is_csv(path):
+        raise DataError(
+            f"'{spec}' is not a CSV file (a comma-separated text file named .csv or .csv.gz "
+            "with a header line); convert it"
+        )
+    header, rows, _ = read_rows(path)
+    return header, rows
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def _format(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
@@ -444,6 +597,9 @@ class TabularKind(DataKind):
     Config = TabularConfig
     Record = TabularRecord
     suffixes = (".csv", ".npy")
+    builtins = {
+        "wine": "scikit-learn's wine table: 178 rows, 13 measurements and the cultivar (target)"
+    }
 
     def claims(self, path: Path) -> bool:
         # other table suffixes are claimed so that `read` can say how to make them readable
@@ -466,6 +622,29 @@ class TabularKind(DataKind):
             )
         return load_csv(path, source, split, cfg)
 
+    def read_builtin(
+        self,
+        name: str,
+        split: SplitSettings,
+        cfg: Any,
+        *,
+        context: int = 0,
+        run_dir: Path | None = None,
+    ) -> Dataset:
+        if name != "wine":
+            raise DataError(
+                f"no built-in table '{name}'; built-ins are: {', '.join(self.builtins)}"
+            )
+        header, rows = wine_table()
+        if not cfg.target:
+            cfg = TabularConfig(**{**vars(cfg), "target": "cultivar"})
+        return load_table(header, rows, list(range(2, len(rows) + 2)), name, split, cfg, name)
+
+    def notes(self, info: DataInfo) -> list[str]:
+        """How each column's missing values were handled (printed after training)."""
+        rec: TabularRecord = info.record
+        return [f"column '{k}': {v}" for k, v in rec.missing.items()]
+
     def header(self, info: DataInfo, with_target: bool) -> list[str]:
         """The column names of rows (with the target at its place in the file, if asked)."""
         rec: TabularRecord = info.record
@@ -473,6 +652,28 @@ class TabularKind(DataKind):
         if with_target:
             names.insert(rec.target_index, rec.target_name)
         return names
+
+    def read_inputs(self, path: Path, info: DataInfo) -> Inputs:
+        """The rows of a CSV file with the run's feature columns (by name, in any order; other
+        columns are ignored), named by their row number (1 = the first row after the header);
+        labelled by the target column when the file has it."""
+        rec: TabularRecord = info.record
+        if not (path.is_file() and is_csv(path)):
+            raise DataError(f"{path} is not a CSV file (.csv or .csv.gz); give one")
+        header, rows, _ = read_rows(path)
+        missing = [c for c in rec.columns if c not in header]
+        if missing:
+            raise DataError(
+                f"{path.name} lacks the column '{missing[0]}' that the run was trained on "
+                f"({len(missing)} missing); it needs {_list_columns(rec.columns, 10)}"
+            )
+        where = [header.index(c) for c in rec.columns]
+        x = self.encode([[row[i] for i in where] for row in rows], info)
+        labels = None
+        if rec.target_name in header:
+            t = header.index(rec.target_name)
+            labels = [row[t] for row in rows]
+        return Inputs(names=[str(i + 1) for i in range(len(rows))], x=x, labels=labels)
 
     def _with_target(self, n_values: int, rec: TabularRecord, what: str) -> bool:
         if n_values == len(rec.columns):
@@ -488,6 +689,10 @@ class TabularKind(DataKind):
         """Rows (lists of values in `record.columns` order, or with the target at
         `record.target_index`) -> float32 (N, D), or (N, D + target width) with the target."""
         rec: TabularRecord = info.record
+        if rec.codec:
+            texts = [["" if v is None else str(v) for v in row] for row in data]
+            z = TableCodec.from_dict(rec.codec).encode(texts, "the rows to encode")
+            return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
         rows = [list(row) for row in data]
         with_target = bool(rows) and self._with_target(len(rows[0]), rec, "a row")
         for row in rows:
@@ -529,6 +734,8 @@ class TabularKind(DataKind):
         """float (N, D) -> rows of feature values; (N, D + target width) -> full rows."""
         rec: TabularRecord = info.record
         z = torch.as_tensor(x).detach().to("cpu", torch.float64).numpy()
+        if rec.codec:
+            return TableCodec.from_dict(rec.codec).decode(z)
         if z.ndim != 2:
             raise UsageError(f"tabular samples must be (N, D); got shape {tuple(z.shape)}")
         if z.shape[1] not in (rec.width, rec.width + rec.target_width):
@@ -575,6 +782,14 @@ class TabularKind(DataKind):
             write_bytes_atomic(path, buf.getvalue())
             return [path]
         rows = self.decode(samples, info) if encoded else [list(r) for r in samples]
+        if info.record.codec:
+            codec = TableCodec.from_dict(info.record.codec)
+            text = io.StringIO()
+            out = csv.writer(text, lineterminator="\n")
+            out.writerow(codec.names)
+            out.writerows([codec.text(j, v) for j, v in enumerate(row)] for row in rows)
+            write_text_atomic(path, text.getvalue())
+            return [path]
         n_values = len(rows[0]) if rows else len(info.record.columns)
         text = io.StringIO()
         out = csv.writer(text, lineterminator="\n")

@@ -44,6 +44,16 @@ def save_grid(
     return path
 
 
+def save_image(image: torch.Tensor, path: str | Path) -> Path:
+    """Save one image (C, H, W) in [0, 1] as a PNG of its own size (no border, no enlarging),
+    atomically."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    Image.fromarray(to_grid(image[None], nrow=1, pad=0)).save(buffer, format="PNG")
+    write_bytes_atomic(path, buffer.getvalue())
+    return path
+
+
 def load_image(path: str | Path, shape: list[int] | tuple[int, ...]) -> torch.Tensor:
     """An image file as a tensor (C, H, W) in [0, 1] that must have `shape` (C, H, W): a file of
     another size or colour mode is a DataError that says so."""

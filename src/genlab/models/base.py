@@ -252,6 +252,15 @@ class GenerativeModel(nn.Module):
     tiny_data: ClassVar[str] = "digits"
     """The data the contract tests train `tiny` on: a built-in name, or "text" for a small
     corpus the tests write."""
+    one_pass_decode: ClassVar[bool] = False
+    """Whether `decode(z)` (a `LatentSpace`) is one forward pass of a network, with no sampling
+    loop: `genlab export` then exports it (latent codes -> data) as the family's generator."""
+    data_kinds: ClassVar[tuple[str, ...]] = ()
+    """The data kinds the family learns (genlab.data.kinds); () = any. `genlab train` checks
+    it before reading the data."""
+    defaults: ClassVar[tuple[str, ...]] = ()
+    """`--set` overrides that make the family's default run configuration (applied before a
+    preset and the user's --set), e.g. the data codec a family reads or its batch size."""
 
     def __init__(self, cfg: Any, info: DataInfo) -> None:
         super().__init__()

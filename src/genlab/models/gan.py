@@ -174,6 +174,7 @@ class GAN(GenerativeModel):
     selection: ClassVar[Selection] = Selection(mode="last")
     Config = Config
     SampleOptions = SampleOptions
+    one_pass_decode = True
     tiny = ("model.channels=[8,16]", "model.latent_dim=8", "model.monitor_samples=0")
 
     def __init__(self, cfg: Config, info: DataInfo) -> None:

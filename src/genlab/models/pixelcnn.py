@@ -16,8 +16,11 @@ and the horizontal stack is residual. A 1x1 head gives per pixel and channel one
 logit (binarized data) or one logit per intensity level (a categorical over e.g. 256 values).
 
 `nll` is exact: the sum of the per-pixel negative log-probabilities, in nats per image.
-Sampling generates pixel by pixel; the vertical stack runs once per row and the horizontal
-stack once per pixel on that row's prefix only, which gives the same logits as the full pass.
+Sampling generates pixel by pixel and reuses computation across pixels: each layer keeps its
+features of the rows and columns done so far, so a new row costs one row per layer in the
+vertical stack (a convolution over the last k//2 + 1 rows of the layer below) and a new pixel
+one position per layer in the horizontal stack (over the last k//2 + 1 columns), instead of
+passes over everything generated so far. The logits are those of the full pass.
 """
 
 from __future__ import annotations
@@ -152,6 +155,55 @@ class GatedLayer(nn.Module):
         out = self.h_out(gate(pre))
         return h + out if self.residual else out
 
+    def column_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The horizontal stack as matrices for one position: (masked convolution (w * C_in,
+        2C) over the last w = k//2 + 1 columns flattened column-major, its bias, the 1x1 output
+        (C, C) and its bias)."""
+        w = (self.h_conv.weight * self.h_conv.mask)[:, :, 0, :]  # (2C, C_in, w)
+        conv = w.permute(2, 1, 0).reshape(-1, w.shape[0])
+        return conv, self.h_conv.bias, self.h_out.weight[:, :, 0, 0].t(), self.h_out.bias
+
+
+class VerticalCache:
+    """The vertical stacks of every layer, computed one image row at a time while sampling.
+
+    Each layer keeps its input rows so far, with k//2 zero rows above the image (the padding of
+    its convolution); once row r of the image is known, each layer computes its row r from the
+    k//2 + 1 rows up to it, and its input to the horizontal stack of row r + 1.
+    """
+
+    def __init__(self, layers: nn.ModuleList, conds: list, canvas: torch.Tensor) -> None:
+        b, c, height, width = canvas.shape
+        self.layers, self.conds, self.canvas = layers, conds, canvas
+        self.radii = [layer.v_conv.k // 2 for layer in layers]
+        channels = [c] + [layer.h_out.out_channels for layer in layers[:-1]]
+        self.inputs = [
+            canvas.new_zeros((b, ch, r + height, width))
+            for ch, r in zip(channels, self.radii, strict=True)
+        ]
+
+    def next_row(self, i: int) -> list[torch.Tensor]:
+        """Per layer, the vertical stack's input to the horizontal stack at row i, (B, 2C, 1, W);
+        reads image rows < i of the canvas."""
+        if i == 0:  # nothing above the first row: down-shifted zeros
+            shape = (self.canvas.shape[0], 1, 1, self.canvas.shape[-1])
+            return [layer.v_to_h.bias.view(1, -1, 1, 1).expand(shape[0], -1, 1, shape[-1])
+                    for layer in self.layers]  # fmt: skip
+        r = i - 1
+        self.inputs[0][:, :, self.radii[0] + r] = self.canvas[:, :, r] * 2 - 1
+        out = []
+        for li, (layer, cond, k) in enumerate(
+            zip(self.layers, self.conds, self.radii, strict=True)
+        ):
+            window = F.pad(self.inputs[li][:, :, r : r + k + 1], (k, k, 0, 0))
+            pre = F.conv2d(window, layer.v_conv.weight, layer.v_conv.bias)  # (B, 2C, 1, W)
+            out.append(layer.v_to_h(pre))
+            if li + 1 < len(self.layers):
+                if cond is not None:
+                    pre = pre + cond[0]
+                self.inputs[li + 1][:, :, self.radii[li + 1] + r] = gate(pre)[:, :, 0]
+        return out
+
 
 @dataclass(frozen=True)
 class SampleOptions:
@@ -281,16 +333,42 @@ class PixelCNN(GenerativeModel):
         if temperature <= 0:
             raise UsageError(f"--temperature must be positive; got {temperature}")
         conds = self._conds(y)
-        _, _, height, width = canvas.shape
-        for i in range(start_row, height):
-            # the vertical stack's input to row i depends on rows < i only: run it once per row
-            rows = canvas[:, :, : i + 1]
-            to_h = [t[:, :, i : i + 1] for t in self.vertical_inputs(rows, conds)]  # (B, 2C, 1, W)
+        b, c, height, width = canvas.shape
+        vertical = VerticalCache(self.layers, conds, canvas)
+        weights = [layer.column_weights() for layer in self.layers]
+        widths = [layer.h_conv.k // 2 + 1 for layer in self.layers]
+        head = [
+            None if isinstance(m, nn.ReLU) else (m.bias, m.weight[:, :, 0, 0].t())
+            for m in self.head
+        ]
+        pad = max(widths) - 1
+        for i in range(height):
+            to_h_rows = vertical.next_row(i)  # the vertical stack's input to row i, per layer
+            if i < start_row:
+                continue
+            # per layer (B, W, 2C), with the horizontal convolution's bias and class folded in
+            to_h = []
+            for t, (_, bias, _, _), cond in zip(to_h_rows, weights, conds, strict=True):
+                t = t[:, :, 0] + bias[:, None] + (0 if cond is None else cond[1][..., 0])
+                to_h.append(t.transpose(1, 2).contiguous())
+            # per layer, the row's features so far (B, pad + W, C), zeros left of the image
+            feats = [canvas.new_zeros((b, pad + width, c))]
+            feats += [canvas.new_zeros((b, pad + width, self.cfg.channels)) for _ in to_h]
             for j in range(width):
-                # the horizontal stack at (i, j) sees row i up to column j only
-                prefix = canvas[:, :, i : i + 1, : j + 1]  # (B, C, 1, j+1)
-                logits = self.horizontal_logits(prefix, [t[..., : j + 1] for t in to_h], conds)
-                canvas[:, :, i, j] = self._draw(logits[..., 0, j], temperature, generator)
+                col = pad + j  # column j of the padded rows
+                for li, layer in enumerate(self.layers):
+                    conv, _, out_w, out_b = weights[li]
+                    window = feats[li][:, col - widths[li] + 1 : col + 1].reshape(b, -1)
+                    pre = torch.addmm(to_h[li][:, j], window, conv)  # (B, 2C)
+                    gated = gate(pre[:, :, None, None])[:, :, 0, 0]
+                    base = out_b + feats[li][:, col] if layer.residual else out_b
+                    feats[li + 1][:, col] = torch.addmm(base, gated, out_w)
+                x = feats[-1][:, col]
+                for m in head:
+                    x = torch.relu(x) if m is None else torch.addmm(m[0], x, m[1])
+                value = self._draw(x.view(b, c, self.k_out), temperature, generator)  # (B, C)
+                canvas[:, :, i, j] = value
+                feats[0][:, col] = value * 2 - 1
         return canvas
 
     @torch.no_grad()

@@ -41,7 +41,7 @@ from genlab.io.checkpoint import (
     resume_checkpoint,
     save_checkpoint,
 )
-from genlab.io.journal import truncate_journal
+from genlab.io.journal import read_journal, truncate_journal
 from genlab.models.base import GenerativeModel, ReportsHealth, Selection, TrainsItself
 from genlab.training.config import TrainConfig
 from genlab.training.ema import ema_model
@@ -124,6 +124,9 @@ class Trainer:
     ) -> None:
         self.cfg, self.data, self.run_dir, self.quiet = cfg, data, Path(run_dir), quiet
         self.judge = judge
+        self.elapsed_before = 0.0
+        """Training seconds of the run before this process (read back on resume)."""
+        self.clock = time.perf_counter()
         self.device = training_device(cfg.device)
         self.dist: Dist = setup_distributed(self.device) if distributed else Dist()
         if cfg.batch_size % self.dist.world:
@@ -277,12 +280,17 @@ class Trainer:
                     "while writing it)",
                     file=sys.stderr,
                 )
+            times = [r["elapsed_s"] for r in read_journal(path) if "elapsed_s" in r]
+            self.elapsed_before = float(times[-1]) if times else 0.0
         self.dist.barrier()
 
     def log(self, record: dict[str, Any]) -> None:
+        """Append a record to metrics.jsonl with `elapsed_s`, the run's training seconds so far
+        (summed over resumed parts)."""
         if self.dist.main:
+            elapsed = self.elapsed_before + time.perf_counter() - self.clock
             with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json.dumps({**record, "elapsed_s": round(elapsed, 3)}) + "\n")
 
     # evaluation -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -421,6 +429,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         last_saved, t_log, examples = s.step, time.perf_counter(), 0
+        self.clock = t_log
         with stop_on_sigint() as stop_requested:
             while s.step < self.total_steps:
                 if stop_requested():
