@@ -58,7 +58,7 @@ def test_evaluating_other_data_keeps_the_runs_own_result(vae_run, other_images, 
     assert other[0].name == f"eval-my_digits-{m['data_fingerprint'][:8]}-val.json"
     assert m["data_fingerprint"] != fingerprint and m["data"] == str(other_images)
     assert f"wrote {other[0]}" in out
-    found = {e["file"]: e for e in genlab.evaluations(vae_run)}
+    found = genlab.evaluations(vae_run)
     assert set(found) >= {"eval-val.json", other[0].name}
     assert found["eval-val.json"]["split"] == "val" and found["eval-val.json"]["data"] == "digits"
     assert found[other[0].name]["examples"] == m["examples"]

@@ -76,3 +76,31 @@ def class_coverage(
         present = hist > 0
         out["class_kl"] = float((hist[present] * (hist[present] / ref[present]).log()).sum())
     return out
+
+
+NEARLY_BINARY = 0.2
+"""Image data whose grey fraction (genlab.data.image.grey_fraction: the share of pixel values
+strictly between 5% and 95% of the range) is below this is nearly binary: a Bernoulli pixel
+model fits it. MNIST is about 0.10, the 8x8 digits 0.42; photographs are near 1."""
+
+
+def nearly_binary(grey: float | None) -> bool:
+    """Whether image data with this grey fraction suits a Bernoulli pixel model (unknown: yes,
+    the choice of runs written before the fraction was measured)."""
+    return grey is None or grey < NEARLY_BINARY
+
+
+def auto_pixel_model(
+    info: Any, setting: str, value: str, *, binary: str, discrete: str
+) -> tuple[str, str]:
+    """The pixel model a setting with value "auto" resolves to for image data `info`, and the
+    run-summary line that says why: `binary` for nearly binary data, else `discrete`."""
+    grey = getattr(info.record, "grey_fraction", None)
+    if value != "auto":
+        return value, ""
+    chosen = binary if nearly_binary(grey) else discrete
+    why = "unknown grey fraction" if grey is None else f"{grey:.0%} of pixel values are grey"
+    return chosen, (
+        f"model.{setting}={chosen} (auto: {why}; below {NEARLY_BINARY:.0%} the data counts as "
+        f"nearly binary and gets {binary}, else {discrete})"
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -28,6 +27,7 @@ from genlab.io.checkpoint import (
 )
 from genlab.io.images import save_grid
 from genlab.io.manifest import new_manifest, read_json_file, read_manifest, write_manifest
+from genlab.io.runs import evaluations as run_evaluations
 from genlab.metrics.features import load_judge
 from genlab.models.base import Freezes, GenerativeModel, UsesDataFiles
 from genlab.registry import get_family
@@ -232,6 +232,8 @@ def train(
             origin = read_manifest(out)["init_from"] if resume else None
         for name, content in dataset.files.items():  # e.g. the tokenizer
             write_bytes_atomic(out / name, content)
+        # settings chosen from the data ("auto" resolved by the model; kept over --resume)
+        choices = read_manifest(out).get("choices", []) if resume else list(model.choices)
         manifest = new_manifest(
             family=family,
             config=to_dict(cfg),
@@ -239,6 +241,7 @@ def train(
             data_files=list(dataset.files),
             parameters=sum(p.numel() for p in model.parameters()),
             init_from=origin,
+            choices=choices,
         )
         write_manifest(out, manifest)
     trainer.dist.barrier()
@@ -276,19 +279,11 @@ def eval_file_name(run_data: DataInfo, data: DataInfo, split: str) -> str:
     return f"eval-{name}-{data.fingerprint[:8]}-{split}.json"
 
 
-def evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The evaluations kept in a run directory (its eval-*.json files, by name): each one's
-    `file` and its figures (data, split, checkpoint, metrics), without per-example lists."""
-    out = []
-    for path in sorted(Path(run_dir).glob("eval-*.json")):
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError):
-            out.append({"file": path.name, "error": "unreadable"})
-            continue
-        figures = raw.items() if isinstance(raw, dict) else ()
-        out.append({"file": path.name, **{k: v for k, v in figures if not isinstance(v, list)}})
-    return out
+def evaluations(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """The results `genlab eval` wrote into a run directory (eval-*.json, named by the data and
+    split they scored: `eval_file_name`), by file name; long per-example lists are replaced by
+    their length (genlab.io.runs.evaluations, what `genlab info` shows)."""
+    return run_evaluations(Path(run_dir))
 
 
 def _check_resume_target(out: Path, total: int) -> None:

@@ -41,7 +41,7 @@ TRAIN = [
     "train.checkpoint_every=10",
 ]
 # train-row keys that are not figures of the computation (wall-clock dependent)
-UNTIMED = {"step", "examples_per_s"}
+UNTIMED = {"step", "examples_per_s", "elapsed_s"}
 
 
 def families() -> list[str]:

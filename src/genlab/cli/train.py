@@ -138,12 +138,17 @@ def print_summary(run: Path) -> None:
         print(line)
     from genlab.cli.runs import run_family
     from genlab.data.kinds import kind_of
+    from genlab.io.manifest import read_manifest
     from genlab.registry import get_family
     from genlab.run import read_run
 
     info = read_run(run)[2]
     for note in kind_of(info).notes(info):  # e.g. augmentation, a table's missing values
         print(f"data: {note}")
+
+    for choice in read_manifest(run).get("choices", []):  # settings chosen from the data
+        print(choice)
+
     if get_family(run_family(run))[0].discriminative:  # nothing to sample: only eval is next
         print(f"next: genlab eval {run}")
     else:

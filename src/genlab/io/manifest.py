@@ -12,6 +12,8 @@ A manifest is a JSON object::
     data_files        files beside the weights that the data needs (e.g. tokenizer.json)
     parameters        the model's parameter count
     init_from         the run it was fine-tuned from, or null
+    choices           settings chosen from the data ("auto" values resolved), one line each
+                      for the run summary (optional; absent: none)
 
 A checkpoint's checkpoint.json adds `step` and `files` (the sha256 of each file in the folder).
 Reading a manifest checks its schema: a newer one than this genlab knows is an error saying to
@@ -48,6 +50,7 @@ def new_manifest(
     data_files: list[str],
     parameters: int,
     init_from: str | None = None,
+    choices: list[str] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a run this genlab writes (current schema)."""
     return {
@@ -60,6 +63,7 @@ def new_manifest(
         "data_files": sorted(data_files),
         "parameters": parameters,
         "init_from": init_from,
+        "choices": list(choices or []),
     }
 
 

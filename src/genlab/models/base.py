@@ -275,6 +275,9 @@ class GenerativeModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.info = info
+        self.choices: list[str] = []
+        """Settings the family chose from the data (an "auto" value it resolved in `cfg`, which
+        the run's config then records), one line each for the run summary."""
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The loss dict, so that DistributedDataParallel sees the training computation."""
