@@ -10,7 +10,8 @@ from typing import Any
 from genlab.cli.parser import add_device, common
 
 EPILOG = """examples:
-  genlab bench --data mnist-sample --families vae,gan,pixelcnn --budget-minutes 5 --out bench/
+  genlab bench --data mnist-sample --families vae,gan,pixelcnn --budget-minutes 5
+      # writes runs/bench-mnist-sample/comparison.md
   genlab bench --data path/to/mnist --preset mnist --budget-minutes 30 --out runs/bench \\
       --set gan:model.loss=hinge --set train.batch_size=64
 """
@@ -25,7 +26,11 @@ def add_parser(sub: Any) -> None:
         parents=[common()],
     )
     b.add_argument("--data", required=True, help="image data: a built-in name or a path")
-    b.add_argument("--out", required=True, help="folder for runs/, comparison.md/.json, PNGs")
+    b.add_argument(
+        "--out",
+        help="folder for runs/, comparison.md/.json, PNGs (default runs/bench-DATA, DATA being "
+        "the built-in name or the data folder's name)",
+    )
     b.add_argument(
         "--families",
         default="vae,gan,pixelcnn",
@@ -74,7 +79,10 @@ def add_parser(sub: Any) -> None:
 def run(a: argparse.Namespace) -> int:
     from genlab.bench import bench, parse_families
     from genlab.hardware import resolve_device
+    from genlab.io.runs import data_name
 
+    if not a.out:
+        a.out = str(Path("runs") / f"bench-{data_name(a.data.rstrip('/')) or 'data'}")
     overrides = list(a.overrides)
     if a.device is not None:
         resolve_device(a.device)

@@ -32,6 +32,16 @@ def run_family(run_dir: str | Path) -> str:
     return family
 
 
+def run_data_kind(run_dir: str | Path) -> str | None:
+    """The data kind of a run (image, text, ...) from its manifest; None when it does not say."""
+    try:
+        data = read_manifest(run_dir).get("data")
+    except (RunError, UsageError):
+        return None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 # genlab runs / genlab info --------------------------------------------------------------------
 RUNS_EPILOG = """examples:
   genlab runs                       # every run under ./runs, newest first
