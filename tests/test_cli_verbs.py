@@ -127,6 +127,16 @@ def test_info_verifies_checkpoints_and_shows_evaluations(runs_dir, tmp_path, cap
     assert "not a genlab run directory" in error(capsys, 2, "info", tmp_path)
 
 
+def test_info_and_runs_read_a_run_of_genlab_0_1(capsys):
+    fixture = ROOT / "tests" / "fixtures" / "run-v0-pixelcnn"  # config.json, no hashes, no time
+    d = json.loads(cli(capsys, "info", fixture, "--json")[1])
+    assert d["schema"] == 0 and d["family"] == "pixelcnn"
+    assert [c["status"] for c in d["checkpoints"]] == ["unverified"]
+    assert "time not recorded" in cli(capsys, "info", fixture)[1]
+    row = cli(capsys, "runs", fixture.parent)[1].splitlines()[1].split()
+    assert row[1:4] == ["pixelcnn", "digits", "4/4"] and row[-1] == "-"
+
+
 def test_training_time_adds_up_over_a_resume(tmp_path):
     run = tiny_run(tmp_path / "run", "mlp", 4)
     first = [r["elapsed_s"] for r in map(json.loads, (run / "metrics.jsonl").open())][-1]

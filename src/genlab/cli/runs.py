@@ -155,7 +155,8 @@ def show_info(a: argparse.Namespace) -> int:
         f"{classes}; {splits} train/val/test examples"
     )
     steps = f"step {s['step']}" + (f" of {s['total_steps']}" if s["total_steps"] else "")
-    line = f"training     {steps}, {duration(s['wall_s'])} of training"
+    spent = "time not recorded" if s["wall_s"] is None else f"{duration(s['wall_s'])} of training"
+    line = f"training     {steps}, {spent}"
     if s["best"] is not None:
         if s["mode"] == "last":
             line += f"; last {s['metric']} {s['best']:.4g} (the latest checkpoint counts as best)"
