@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import torch
 from PIL import Image
 
 import genlab
-from conftest import tiny_overrides
+from conftest import ROOT, tiny_overrides
 from genlab.cli import main
 
 
@@ -123,6 +125,16 @@ def test_info_verifies_checkpoints_and_shows_evaluations(runs_dir, tmp_path, cap
     scored = json.loads((run / "eval-test.json").read_text())
     assert d["evaluations"]["eval-test.json"]["accuracy"] == scored["accuracy"]
     assert "not a genlab run directory" in error(capsys, 2, "info", tmp_path)
+
+
+def test_info_and_runs_read_a_run_of_genlab_0_1(capsys):
+    fixture = ROOT / "tests" / "fixtures" / "run-v0-pixelcnn"  # config.json, no hashes, no time
+    d = json.loads(cli(capsys, "info", fixture, "--json")[1])
+    assert d["schema"] == 0 and d["family"] == "pixelcnn"
+    assert [c["status"] for c in d["checkpoints"]] == ["unverified"]
+    assert "time not recorded" in cli(capsys, "info", fixture)[1]
+    row = cli(capsys, "runs", fixture.parent)[1].splitlines()[1].split()
+    assert row[1:4] == ["pixelcnn", "digits", "4/4"] and row[-1] == "-"
 
 
 def test_training_time_adds_up_over_a_resume(tmp_path):
@@ -411,3 +423,107 @@ def test_export_onnx_runs_in_onnx_reference_evaluator(runs_dir, tmp_path, capsys
     with torch.no_grad():
         want = genlab.load(runs_dir / "mlp").predict(x).softmax(-1)
     assert np.allclose(served, want.numpy(), atol=1e-5)
+
+
+# 18. messages -----------------------------------------------------------------------------------
+def test_next_steps_after_training_fit_the_family(runs_dir, capsys):
+    from genlab.cli.train import print_summary
+
+    print_summary(runs_dir / "cnn")
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == (
+        f"next: genlab predict {runs_dir / 'cnn'} --data FILE_OR_FOLDER   |   "
+        f"genlab eval {runs_dir / 'cnn'}"
+    )
+    print_summary(runs_dir / "vae")
+    assert "next: genlab sample" in capsys.readouterr().out
+
+
+def test_missing_data_lists_text_files_among_the_formats(tmp_path, capsys):
+    line = error(
+        capsys, 1, "train", "gpt", "--data", tmp_path / "poems.txt", "--out", tmp_path / "r"
+    )
+    assert "no data at" in line and "a UTF-8 text file" in line and "a CSV file" in line
+
+
+def test_an_empty_test_split_suggests_the_validation_split(tmp_path, capsys):
+    run = tiny_run(tmp_path / "run", "mlp", 2, "digits", "data.test_fraction=0")
+    line = error(capsys, 1, "eval", run, "--split", "test")
+    assert line.endswith(
+        "the test split of 'digits' is empty; evaluate another split (--split val)"
+    )
+
+
+def test_temperature_zero_points_to_greedy_decoding(tiny_text, tmp_path, capsys):
+    run = tiny_run(tmp_path / "gpt", "gpt", 2, str(tiny_text))
+    line = error(capsys, 2, "sample", run, "--temperature", "0", "--max-new-tokens", "2")
+    assert line.endswith(
+        "--temperature must be positive; got 0.0; for greedy decoding use --top-k 1"
+    )
+
+
+def test_print_config_shows_the_step_count_of_epochs(tmp_path, capsys):
+    from genlab.data import load_dataset
+
+    n_train = len(load_dataset("digits").splits["train"])
+    args = ["train", "mlp", "--data", "digits", "--out", tmp_path / "r", "--epochs", "5"]
+    rc, out, err = cli(capsys, *args, "--print-config")
+    train = json.loads(out)["train"]
+    assert rc == 0 and train["epochs"] == 5
+    assert train["steps"] == 5 * (n_train // train["batch_size"])
+    assert f"--epochs 5 = {train['steps']} steps ({n_train} training examples" in err
+    assert not (tmp_path / "r").exists()  # nothing trained, nothing written
+
+
+def test_bench_writes_under_runs_by_default(tmp_path, capsys, monkeypatch):
+    import genlab.bench
+
+    seen = {}
+
+    def fake_bench(data, out, **kw):
+        seen["out"] = str(out)
+        Path(out).mkdir(parents=True)
+        (Path(out) / "comparison.md").write_text("table\n")
+        return {"families": []}
+
+    monkeypatch.setattr(genlab.bench, "bench", fake_bench)
+    monkeypatch.chdir(tmp_path)
+    assert cli(capsys, "bench", "--data", "digits", "--families", "vae")[0] == 0
+    assert seen["out"] == str(Path("runs") / "bench-digits")
+    cli(capsys, "bench", "--data", str(tmp_path / "my-digits") + "/", "--families", "vae")
+    assert seen["out"] == str(Path("runs") / "bench-my-digits")
+
+
+def test_sample_n_help_says_the_default_of_the_runs_family_and_data():
+    from genlab.cli.sample import parser_for
+    from genlab.registry import get_family
+
+    def n_help(family: str, kind: str) -> str:
+        p = parser_for(get_family(family)[0], kind)
+        return next(a.help for a in p._actions if "-n" in a.option_strings)
+
+    assert (
+        n_help("gpt", "text") == "number of samples (default 1, each streamed as it is generated)"
+    )
+    assert n_help("gpt", "sequence") == "number of samples (default 64, each its own .mid file)"
+    assert n_help("rnn", "audio") == "number of samples (default 64, each its own .wav file)"
+    assert n_help("vae", "image").startswith("number of samples (default 64); rows with")
+    assert n_help("pixelcnn", "image").endswith("completions with --complete (default 8)")
+
+
+def test_version_imports_no_torch():
+    code = (
+        "import sys\n"
+        "from genlab.cli import main\n"
+        "for words in (['--version'], ['--help']):\n"
+        "    try:\n"
+        "        main(words)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch' in sys.modules, 'numpy' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False False"
+    assert r.stdout.startswith("genlab ")

@@ -439,7 +439,8 @@ def test_the_family_selection_picks_the_best_checkpoint_and_stops_early(
         f"step {stop_step}, validation accuracy {accuracies[stop_step - 1]:.4f} "
         f"(best {best:.4f} at step {best_step}, {mode}imum)" in out
     )
-    assert f"next: genlab eval {run}" in out and "genlab sample" not in out  # mlp: no samples
+    assert f"next: genlab predict {run} --data FILE_OR_FOLDER   |   genlab eval {run}" in out
+    assert "genlab sample" not in out  # mlp: no samples
 
 
 def test_selection_last_keeps_the_latest_as_best_and_never_stops_early(

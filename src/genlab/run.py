@@ -154,6 +154,12 @@ def resolve_config(
     return family, cfg
 
 
+def epoch_steps(epochs: float, n_train: int, batch_size: int) -> int:
+    """The optimizer steps of `epochs` passes over `n_train` examples: an epoch is one pass of
+    full batches (the loop drops the last partial batch)."""
+    return math.ceil(epochs * (n_train // batch_size))
+
+
 def train(
     family: str,
     data: str,
@@ -210,8 +216,7 @@ def train(
     tc = cfg.train
     total = tc.steps
     if tc.epochs > 0:
-        # an epoch is one pass of full batches (the loop drops the last partial batch)
-        total = math.ceil(tc.epochs * (len(dataset.splits["train"]) // tc.batch_size))
+        total = epoch_steps(tc.epochs, len(dataset.splits["train"]), tc.batch_size)
     if resume:
         _check_resume_target(out, total)
     torch.manual_seed(tc.seed)

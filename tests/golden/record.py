@@ -40,7 +40,7 @@ TRAIN = [
     "train.eval_batches=2",
     "train.checkpoint_every=10",
 ]
-# train-row keys that are not figures of the computation (wall-clock dependent)
+# keys of metrics rows that are not figures of the computation (wall-clock dependent)
 UNTIMED = {"step", "examples_per_s", "elapsed_s"}
 
 

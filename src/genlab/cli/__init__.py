@@ -1,4 +1,5 @@
-"""genlab's command line: list | train | sample | eval | bench.
+"""genlab's command line: list | train | sample | eval | bench | runs | info | plot | predict |
+export.
 
 Exit status: 0 success, 1 data or run-time error, 2 usage or configuration error, 130 stopped
 by Ctrl-C (after saving a checkpoint). Errors print one line; --debug shows the traceback.
@@ -28,20 +29,27 @@ def _verb_words(argv: list[str], verb: str) -> list[str]:
     return []
 
 
+VERBS = {
+    "list": ("listing", "run"),
+    "train": ("train", "run"),
+    "sample": ("sample", "run"),
+    "eval": ("evaluation", "run"),
+    "bench": ("bench", "run"),
+    "runs": ("runs", "list_runs"),
+    "info": ("runs", "show_info"),
+    "plot": ("plot", "run"),
+    "predict": ("predict", "run"),
+    "export": ("export", "run"),
+}
+"""verb -> (its module in genlab.cli, the function that runs it), imported when the verb runs:
+`genlab --version` imports no verb's dependencies (torch among them)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    from genlab.cli import (
-        bench,
-        evaluation,
-        export,
-        listing,
-        parser,
-        plot,
-        predict,
-        runs,
-        sample,
-        train,
-    )
+    import importlib
+
+    from genlab.cli import parser
 
     argv = list(sys.argv[1:] if argv is None else argv)
     top = parser.top_parser()
@@ -50,25 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         top.print_help()
         return 2
     debug = args.debug
+    module, function = VERBS[args.verb]
+    verb_run = getattr(importlib.import_module(f"genlab.cli.{module}"), function)
     if args.verb in RUN_VERBS:
         words = _verb_words(argv, args.verb)
         debug = debug or "--debug" in words
-        verb_run = {"sample": sample.run, "eval": evaluation.run}[args.verb]
 
         def call() -> int:
             return verb_run(words)
     else:
         args = top.parse_args(argv)  # strict: an unknown word is argparse's usage error
-        verb_run = {
-            "list": listing.run,
-            "train": train.run,
-            "bench": bench.run,
-            "runs": runs.list_runs,
-            "info": runs.show_info,
-            "plot": plot.run,
-            "predict": predict.run,
-            "export": export.run,
-        }[args.verb]
 
         def call() -> int:
             return verb_run(args)

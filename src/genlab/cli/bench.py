@@ -10,7 +10,8 @@ from typing import Any
 from genlab.cli.parser import add_device, common
 
 EPILOG = """examples:
-  genlab bench --data mnist-sample --families vae,gan,pixelcnn --budget-minutes 5 --out bench/
+  genlab bench --data mnist-sample --families vae,gan,pixelcnn --budget-minutes 5
+      # writes runs/bench-mnist-sample/comparison.md
   genlab bench --data path/to/mnist --preset mnist --budget-minutes 30 --out runs/bench \\
       --set gan:model.loss=hinge --set train.batch_size=64
 """
@@ -27,7 +28,11 @@ def add_parser(sub: Any) -> None:
     b.add_argument(
         "--data", required=True, help="image data or a CSV table: a built-in name or a path"
     )
-    b.add_argument("--out", required=True, help="folder for runs/, comparison.md/.json, PNGs")
+    b.add_argument(
+        "--out",
+        help="folder for runs/, comparison.md/.json, PNGs (default runs/bench-DATA, DATA being "
+        "the built-in name or the data folder's name)",
+    )
     b.add_argument(
         "--families",
         help="comma-separated generative families (default vae,gan,pixelcnn; for a CSV table "
@@ -77,10 +82,13 @@ def run(a: argparse.Namespace) -> int:
     from genlab.bench import DEFAULT_FAMILIES, TABLE_FAMILIES, bench, parse_families
     from genlab.data.loader import kind_name
     from genlab.hardware import resolve_device
+    from genlab.io.runs import data_name
 
     if a.families is None:
         a.families = TABLE_FAMILIES if kind_name(a.data) == "tabular" else DEFAULT_FAMILIES
 
+    if not a.out:
+        a.out = str(Path("runs") / f"bench-{data_name(a.data.rstrip('/')) or 'data'}")
     overrides = list(a.overrides)
     if a.device is not None:
         resolve_device(a.device)

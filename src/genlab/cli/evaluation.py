@@ -26,8 +26,6 @@ from genlab.cli.parser import (
 from genlab.errors import UsageError
 from genlab.models.base import NoOptions
 
-HELP = "metrics of a trained run on held-out data"
-
 EPILOG = """examples:
   genlab eval runs/demo                        # test split of the data the run was trained on
   genlab eval runs/demo --iw-samples 1000 --json nll.json

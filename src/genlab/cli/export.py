@@ -34,7 +34,7 @@ BATCH = 2
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "export",
-        help="write a run's network as TorchScript or ONNX for serving elsewhere",
+        help="write a run's network as TorchScript, torch.export (.pt2) or ONNX to serve elsewhere",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common()],

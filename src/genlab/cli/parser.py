@@ -63,8 +63,10 @@ def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
 
 def top_parser() -> argparse.ArgumentParser:
     """`genlab` with its verbs. `sample` and `eval` are listed here but parsed by their modules,
-    which first read the run's family to know its options."""
-    from genlab.cli import bench, evaluation, export, listing, plot, predict, runs, sample, train
+    which first read the run's family to know its options. The verb modules imported here read
+    no model code at import time (torch is imported when a verb runs), so `genlab --version`
+    and `genlab --help` stay quick."""
+    from genlab.cli import bench, export, listing, plot, predict, runs, train
 
     p = argparse.ArgumentParser(
         prog="genlab",
@@ -75,8 +77,8 @@ def top_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", metavar="VERB")
     listing.add_parser(sub)
     train.add_parser(sub)
-    sub.add_parser("sample", help=sample.HELP, add_help=False)
-    sub.add_parser("eval", help=evaluation.HELP, add_help=False)
+    sub.add_parser("sample", help="generate from a trained run", add_help=False)
+    sub.add_parser("eval", help="metrics of a trained run on held-out data", add_help=False)
     bench.add_parser(sub)
     runs.add_parsers(sub)
     plot.add_parser(sub)

@@ -32,6 +32,16 @@ def run_family(run_dir: str | Path) -> str:
     return family
 
 
+def run_data_kind(run_dir: str | Path) -> str | None:
+    """The data kind of a run (image, text, ...) from its manifest; None when it does not say."""
+    try:
+        data = read_manifest(run_dir).get("data")
+    except (RunError, UsageError):
+        return None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 # genlab runs / genlab info --------------------------------------------------------------------
 RUNS_EPILOG = """examples:
   genlab runs                       # every run under ./runs, newest first
@@ -145,7 +155,8 @@ def show_info(a: argparse.Namespace) -> int:
         f"{classes}; {splits} train/val/test examples"
     )
     steps = f"step {s['step']}" + (f" of {s['total_steps']}" if s["total_steps"] else "")
-    line = f"training     {steps}, {duration(s['wall_s'])} of training"
+    spent = "time not recorded" if s["wall_s"] is None else f"{duration(s['wall_s'])} of training"
+    line = f"training     {steps}, {spent}"
     if s["best"] is not None:
         if s["mode"] == "last":
             line += f"; last {s['metric']} {s['best']:.4g} (the latest checkpoint counts as best)"

@@ -30,8 +30,6 @@ from genlab.cli.parser import (
 from genlab.errors import UsageError
 from genlab.models.base import Completes, Inpaints, LatentSpace, NoOptions, Reconstructs, Streams
 
-HELP = "generate from a trained run"
-
 EPILOG = """examples:
   genlab sample runs/demo -n 64 --out samples.png --seed 1
   genlab sample runs/demo -n 8 --interpolate 10 --out interpolation.png
@@ -138,8 +136,9 @@ def trigger(mode: Mode) -> str:
 
 
 # parsing ------------------------------------------------------------------------------------
-def _base(cls: type | None) -> argparse.ArgumentParser:
-    """The arguments of every run's sampling; with `cls`, the family's and its modes' flags."""
+def _base(cls: type | None, kind: str | None = None) -> argparse.ArgumentParser:
+    """The arguments of every run's sampling; with `cls`, the family's and its modes' flags.
+    `kind`: the run's data kind (None: not known), which decides how -n counts by default."""
     if cls is None:
         description = (
             "Generate from a trained run. The sampling options belong to the run's family:\n"
@@ -148,16 +147,7 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
     else:
         description = f"Generate from a trained '{cls.family}' run ({cls.description})."
     p = run_parser("genlab sample", description, EPILOG)
-    streams = cls is not None and issubclass(cls, Streams)
-    p.add_argument(
-        "-n",
-        type=int,
-        help=f"number of samples (default 1 for text, each streamed as it is generated; "
-        f"else {_default_n()})"
-        if streams
-        else f"number of samples, default {_default_n()} (rows with --interpolate, pairs with "
-        "--reconstruct, completions with --complete or --inpaint)",
-    )
+    p.add_argument("-n", type=int, help=_n_help(cls, kind))
     p.add_argument(
         "--out",
         help="output file; its suffix picks the format of the run's data kind (images: .png "
@@ -171,22 +161,32 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
     return p
 
 
-def _default_n() -> str:
-    """-n's default: 64, or the data kind's own where it differs (music: 4)."""
-    from genlab.data.kind import DataKind
+def _n_help(cls: type | None, kind: str | None) -> str:
+    """The help of -n, true of the run's family and data kind (as `run` picks the default)."""
     from genlab.data.kinds import KINDS
 
-    own = [
-        f"{k.default_samples} for {k.name} data"
-        for k in KINDS.values()
-        if k.default_samples != DataKind.default_samples
-    ]
-    return f"{DataKind.default_samples}" + (f", {', '.join(own)}" if own else "")
+    if cls is None or kind not in KINDS:  # before the run is known
+        return (
+            "number of samples: default 1 for text (each streamed as it is generated), 64 for "
+            "images, 4 for music; 'genlab sample RUN --help' says RUN's"
+        )
+    if KINDS[kind].streams and issubclass(cls, Streams):
+        return "number of samples (default 1, each streamed as it is generated)"
+    each = "" if kind == "image" else f", each its own {KINDS[kind].default_suffix()} file"
+    counts = {
+        "interpolate": "rows with --interpolate",
+        "reconstruct": "pairs with --reconstruct",
+        "complete": "completions with --complete (default 8)",
+        "inpaint": "completions with --inpaint (default 1)",
+    }
+    also = "; ".join(counts[m.name] for m in modes_of(cls) if m.name in counts)
+    default = KINDS[kind].default_samples
+    return f"number of samples (default {default}{each})" + (f"; {also}" if also else "")
 
 
-def parser_for(cls: type) -> argparse.ArgumentParser:
-    """`genlab sample` for a run of family class `cls`."""
-    p = _base(cls)
+def parser_for(cls: type, kind: str | None = None) -> argparse.ArgumentParser:
+    """`genlab sample` for a run of family class `cls` on data of kind `kind` (a name)."""
+    p = _base(cls, kind)
     if cls.SampleOptions is not NoOptions:
         add_flags(p.add_argument_group(f"'{cls.family}' sampling options"), cls.SampleOptions)
     for mode in modes_of(cls):
@@ -225,7 +225,7 @@ def _finder() -> argparse.ArgumentParser:
 
 def parse(words: list[str]) -> tuple[argparse.Namespace, type] | None:
     """The parsed arguments and the run's family class; None when help was printed."""
-    from genlab.cli.runs import run_family
+    from genlab.cli.runs import run_data_kind, run_family
     from genlab.registry import get_family
 
     found, _ = _finder().parse_known_args(words)
@@ -235,7 +235,7 @@ def parse(words: list[str]) -> tuple[argparse.Namespace, type] | None:
             return None
         raise UsageError("sample needs RUN_DIR, a run directory written by 'genlab train'")
     cls = get_family(run_family(found.run_dir))[0]
-    p = parser_for(cls)
+    p = parser_for(cls, run_data_kind(found.run_dir))
     a, extras = p.parse_known_args(words)
     if a.help:
         p.print_help()

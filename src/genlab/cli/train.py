@@ -93,6 +93,8 @@ def run(a: argparse.Namespace) -> int:
             resume=a.resume,
             init_from=a.init_from,
         )
+        if cfg.train.epochs > 0:  # the step count --epochs gives depends on the data's size
+            _resolve_epochs(cfg, a.data, a.out if a.resume else None)
         print(dumps(cfg))
         return 0
     if not a.out:
@@ -116,6 +118,30 @@ def run(a: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
         print_summary(Path(run_dir))
     return 0
+
+
+def _resolve_epochs(cfg: Any, data: str | None, resumed: str | None) -> None:
+    """Set train.steps to the count train.epochs gives on the data (read to count its training
+    examples), and say how it was reached on stderr; without data, say that it cannot be."""
+    import sys
+
+    from genlab.run import epoch_steps, load_data, read_run
+
+    spec = data or (read_run(resumed)[2].source if resumed else None)
+    if not spec:
+        print(
+            f"genlab train: train.steps comes from --epochs {cfg.train.epochs:g} and the size of "
+            "the data: give --data to see it",
+            file=sys.stderr,
+        )
+        return
+    n = len(load_data(cfg, spec, run_dir=resumed).splits["train"])
+    cfg.train.steps = epoch_steps(cfg.train.epochs, n, cfg.train.batch_size)
+    print(
+        f"genlab train: --epochs {cfg.train.epochs:g} = {cfg.train.steps} steps ({n} training "
+        f"examples // batch {cfg.train.batch_size} = {n // cfg.train.batch_size} steps an epoch)",
+        file=sys.stderr,
+    )
 
 
 def print_summary(run: Path) -> None:
@@ -149,7 +175,7 @@ def print_summary(run: Path) -> None:
     for choice in read_manifest(run).get("choices", []):  # settings chosen from the data
         print(choice)
 
-    if get_family(run_family(run))[0].discriminative:  # nothing to sample: only eval is next
-        print(f"next: genlab eval {run}")
+    if get_family(run_family(run))[0].discriminative:  # nothing to sample: predict or score
+        print(f"next: genlab predict {run} --data FILE_OR_FOLDER   |   genlab eval {run}")
     else:
         print(f"next: genlab sample {run}   |   genlab eval {run}")

@@ -16,7 +16,13 @@ from typing import Any
 
 from genlab.errors import GenlabError, UsageError
 from genlab.io.journal import read_journal
-from genlab.io.manifest import LEGACY_MANIFEST, MANIFEST, read_json_file, read_manifest
+from genlab.io.manifest import (
+    LEGACY_MANIFEST,
+    MANIFEST,
+    manifest_file,
+    read_json_file,
+    read_manifest,
+)
 
 SKIP = ("checkpoints", "samples", ".git", "__pycache__")
 """Folders never searched for runs (a run's own parts, and tool folders)."""
@@ -246,7 +252,7 @@ def describe(run: str | Path) -> dict[str, Any]:
         "run": str(run),
         "family": meta.get("family"),
         "genlab_version": meta.get("genlab_version"),
-        "schema": meta.get("schema"),
+        "schema": 0 if manifest_file(run) == run / LEGACY_MANIFEST else meta.get("schema"),
         "parameters": meta.get("parameters"),
         "init_from": meta.get("init_from"),
         "data": data,

@@ -154,7 +154,9 @@ def evaluate(
     parts = scored_examples(data, split, max_examples)
     n = sum(len(index) for _, index in parts)
     if n == 0:
-        raise DataError(f"the {split} split of '{data.info.source}' is empty")
+        others = [k for k in ("val", "test", "train") if k != split and len(data.splits[k])]
+        hint = f"; evaluate another split (--split {others[0]})" if others else ""
+        raise DataError(f"the {split} split of '{data.info.source}' is empty{hint}")
     out: dict[str, Any] = {"split": split, "examples": n}
     dims = model.dims
     collected: dict[str, list[torch.Tensor]] = {}

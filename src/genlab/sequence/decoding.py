@@ -65,7 +65,8 @@ def check_options(
     if max_new_tokens < 0:
         raise UsageError(f"--max-new-tokens must be 0 or more; got {max_new_tokens}")
     if not temperature > 0:
-        raise UsageError(f"--temperature must be positive; got {temperature}")
+        greedy = "; for greedy decoding use --top-k 1" if temperature == 0 else ""
+        raise UsageError(f"--temperature must be positive; got {temperature}{greedy}")
     if top_k is not None and top_k <= 0:
         raise UsageError(f"--top-k must be a positive number of tokens; got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
