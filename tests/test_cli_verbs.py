@@ -505,7 +505,7 @@ def test_sample_n_help_says_the_default_of_the_runs_family_and_data():
     assert (
         n_help("gpt", "text") == "number of samples (default 1, each streamed as it is generated)"
     )
-    assert n_help("gpt", "sequence") == "number of samples (default 64, each its own .mid file)"
+    assert n_help("gpt", "sequence") == "number of samples (default 4, each its own .mid file)"
     assert n_help("rnn", "audio") == "number of samples (default 64, each its own .wav file)"
     assert n_help("vae", "image").startswith("number of samples (default 64); rows with")
     assert n_help("pixelcnn", "image").endswith("completions with --complete (default 8)")
