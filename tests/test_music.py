@@ -238,7 +238,7 @@ def test_cli_trains_scores_and_writes_music(tmp_path: Path, capsys, monkeypatch)
     assert main(["eval", "run"]) == 0
     assert "nll_nats_per_step" in capsys.readouterr().out
     assert main(["sample", "run", "--help"]) == 0
-    assert "4 for sequence data" in " ".join(capsys.readouterr().out.split())
+    assert "(default 4, each its own .mid file)" in " ".join(capsys.readouterr().out.split())
     assert main(["sample", "run", "--out", "c.wav"]) == 0  # -n: 4 by default for music
     wavs = [f"c-{i:03d}.wav" for i in range(4)]
     assert sorted(p.name for p in tmp_path.glob("c-*")) == [*wavs, "c-pianoroll.png"]
