@@ -139,7 +139,7 @@ def print_summary(run: Path) -> None:
     from genlab.cli.runs import run_family
     from genlab.registry import get_family
 
-    if get_family(run_family(run))[0].discriminative:  # nothing to sample: only eval is next
+    if not get_family(run_family(run))[0].generates():  # nothing to sample: only eval is next
         print(f"next: genlab eval {run}")
     else:
         print(f"next: genlab sample {run}   |   genlab eval {run}")
