@@ -139,7 +139,7 @@ def resolve_config(
 
 def train(
     family: str,
-    data: str,
+    data: str | Dataset,
     out: str | Path,
     *,
     preset: str | None = None,
@@ -157,7 +157,8 @@ def train(
     `overrides` are `key.path=value` strings as for `--set`. With `resume`, the run continues
     from its latest checkpoint up to `steps` total optimizer steps. With `init_from` (a run
     directory of the same family), a new run starts from that run's weights (best checkpoint),
-    model settings and data files such as its tokenizer: fine-tuning.
+    model settings and data files such as its tokenizer: fine-tuning. `data` may also be a
+    loaded `Dataset` (e.g. real plus generated examples, genlab.synthetic), used as it is.
     """
     out = Path(out)
     if not resume and (list_checkpoints(out) or (out / "checkpoints" / "latest").is_symlink()):
@@ -187,7 +188,8 @@ def train(
     else:
         # a run that failed before its first checkpoint has nothing to keep: start it over
         (out / "metrics.jsonl").unlink(missing_ok=True)
-        dataset = load_data(cfg, data, run_dir=init_from)
+        given = isinstance(data, Dataset)  # e.g. real plus generated examples
+        dataset = data if given else load_data(cfg, data, run_dir=init_from)
 
     tc = cfg.train
     total = tc.steps
