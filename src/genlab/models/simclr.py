@@ -141,7 +141,8 @@ class SimCLR(GenerativeModel):
 
 
 def mnist_preset(run):
-    """lightly's MNIST recipe: batch 256, temperature 0.5, Adam 1e-3."""
+    """lightly's MNIST recipe: batch 256, temperature 0.5, Adam 1e-3; bf16 matrix products
+    where the device computes them natively (the loss itself stays in float32)."""
     run.model.channels = [32, 64, 128, 128]
     run.model.temperature = 0.5
     run.train.batch_size = 256
@@ -149,6 +150,7 @@ def mnist_preset(run):
     run.train.lr = 1e-3
     run.train.schedule = "constant"
     run.train.grad_clip = 0.0
+    run.train.bf16 = "auto"
     run.train.eval_every = 500
     run.train.eval_batches = 4
     return run
