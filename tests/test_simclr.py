@@ -101,3 +101,20 @@ def test_probe_report_scores_the_encoder_beside_a_random_one_and_pixels():
     assert out["probe_train_examples"] == 300 and out["knn_k"] == 5
     for key in ("linear_probe_acc", "knn_acc", "random_linear_probe_acc", "pixels_knn_acc"):
         assert 0.5 < out[key] <= 1.0, (key, out[key])  # digits are easy even from pixels
+
+
+def test_eval_shows_the_probes_and_sample_refuses_in_one_line(tmp_path, capsys):
+    import genlab
+    from genlab.cli import main
+
+    over = ["model.channels=[8,16]", "model.proj_hidden=16", "model.proj_dim=8"]
+    over += ["train.batch_size=32", "train.eval_every=2"]
+    run = genlab.train("simclr", "digits", tmp_path / "run", overrides=over, steps=2, quiet=True)
+    assert main(["eval", str(run), "--probe-examples", "200", "--knn-k", "10"]) == 0
+    out = capsys.readouterr().out
+    for key in ("linear_probe_acc", "knn_acc", "random_linear_probe_acc", "pixels_knn_acc"):
+        assert f"{key}: " in out
+    assert "knn_k: 10" in out and "probe_train_examples: 200" in out
+    assert main(["sample", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "learns representations" in err[0]
