@@ -1,7 +1,8 @@
 """Benchmark: one-class anomaly detection (train on one digit, the other nine are anomalies).
 
     python bench/anomaly_mnist.py --data digits --steps 400            # minutes on one core
-    python bench/anomaly_mnist.py --families vae,pixelcnn --classes 0,1,2
+    python bench/anomaly_mnist.py --families vae,pixelcnn --classes 0,1,2 \
+        --set pixelcnn:model.channels=16 --set train.batch_size=32
 
 For each family and each class k, trains the family on the class-k training images only
 (`data.classes=[k]`), scores the whole test split with every score the family has (negative
@@ -36,7 +37,13 @@ def main() -> int:
     p.add_argument("--families", default="vae,pixelcnn")
     p.add_argument("--classes", default="0,1,2,3,4,5,6,7,8,9")
     p.add_argument("--steps", type=int, default=400, help="training steps per family and class")
-    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="key=value for every family, or FAMILY:key=value for one",
+    )
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     if a.threads:
@@ -48,12 +55,17 @@ def main() -> int:
     table: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-anomaly-") as tmp:
         for family in families:
+            mine = [
+                s.split(":", 1)[-1]
+                for s in a.overrides
+                if ":" not in s.split("=", 1)[0] or s.startswith(f"{family}:")
+            ]
             for k in classes:
                 run = genlab.train(
                     family,
                     a.data,
                     Path(tmp) / f"{family}-{k}",
-                    overrides=[*a.overrides, f"data.classes=[{k}]", "train.eval_every=100"],
+                    overrides=[*mine, f"data.classes=[{k}]", "train.eval_every=100"],
                     steps=a.steps,
                     quiet=True,
                 )

@@ -1,7 +1,8 @@
 """Benchmark: does generated data help a classifier trained on few labels?
 
     python bench/augment_digits.py                                  # built-in digits, one core
-    python bench/augment_digits.py --families gan,pixelcnn --generator-steps 2000
+    python bench/augment_digits.py --families gan,pixelcnn --generator-steps 2000 \
+        --set pixelcnn:model.channels=16 --set gan:model.monitor_samples=0
 
 Trains each class-conditional generator (`model.conditional=true`) on the data, then runs
 `genlab augment`'s workflow (genlab.synthetic.augment_with_generated) for each N labels per
@@ -31,17 +32,25 @@ def main() -> int:
     p.add_argument("--labels", default="10,100", help="real labels per class")
     p.add_argument("--synthetic", type=int, default=100, help="generated examples per class")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="FAMILY:key=value, a setting of one generator",
+    )
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-augment-") as tmp:
         for family in [f for f in a.families.split(",") if f]:
+            mine = [s.split(":", 1)[1] for s in a.overrides if s.startswith(f"{family}:")]
             gen = genlab.train(
                 family,
                 a.data,
                 Path(tmp) / family,
-                overrides=["model.conditional=true"],
+                overrides=["model.conditional=true", *mine],
                 steps=a.generator_steps,
                 quiet=True,
             )
