@@ -27,7 +27,7 @@ from genlab.models.base import Completes, Inpaints, LatentSpace, Predictor, Reco
 from genlab.registry import FAMILIES
 
 CLASSES = {name: cls for name, (cls, _) in FAMILIES.items()}
-GENERATIVE = [name for name, cls in CLASSES.items() if not cls.discriminative]
+GENERATIVE = [name for name, cls in CLASSES.items() if cls.generates()]
 MODE_VALUE = {"interpolate": "3", "reconstruct": None, "complete": "x.png", "inpaint": "x.png"}
 
 

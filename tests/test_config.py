@@ -291,6 +291,8 @@ def test_data_config_has_one_group_per_kind_with_settings():
         "test_fraction",
         "seed",
         "task",
+        "labels_per_class",
+        "classes",
     }
     assert groups == {name for name, kind in KINDS.items() if dataclasses.fields(kind.Config)}
     assert {"text", "tabular"} <= groups

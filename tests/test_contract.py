@@ -53,6 +53,8 @@ def outputs(model, batch) -> torch.Tensor | list[str]:
     with torch.no_grad():
         if model.discriminative:
             return model.predict(batch["x"])
+        if not model.generates():  # a representation family (simclr)
+            return model.representation(batch["x"])
         return model.sample(6, generator=torch.Generator().manual_seed(3))
 
 
@@ -103,6 +105,10 @@ def test_samples_or_predictions_have_the_right_shape(family, data):
     if model.discriminative:
         assert model.predict(x).shape == (5, data.info.num_classes)
         with pytest.raises(UsageError, match="discriminative"):
+            model.sample(4)
+    elif not model.generates():  # features, and a clear refusal to sample
+        assert model.representation(x).dim() == 2 and len(model.representation(x)) == 5
+        with pytest.raises(UsageError, match="does not generate"):
             model.sample(4)
     elif data.info.kind == "text":  # n texts of the prompt and max_new_tokens tokens after it
         texts = model.sample(5, generator=torch.Generator().manual_seed(0), max_new_tokens=9)

@@ -9,7 +9,20 @@ import difflib
 from typing import Any
 
 from genlab.errors import UsageError
-from genlab.models import cnn, copula, ctgan, ddpm, gan, gpt, mlp, pixelcnn, rnn, tvae, vae
+from genlab.models import (
+    cnn,
+    copula,
+    ctgan,
+    ddpm,
+    gan,
+    gpt,
+    mlp,
+    pixelcnn,
+    rnn,
+    simclr,
+    tvae,
+    vae,
+)
 from genlab.models.base import GenerativeModel
 
 FAMILIES: dict[str, tuple[type[GenerativeModel], dict[str, Any]]] = {
@@ -24,6 +37,7 @@ FAMILIES: dict[str, tuple[type[GenerativeModel], dict[str, Any]]] = {
     "ctgan": (ctgan.CTGAN, ctgan.PRESETS),
     "tvae": (tvae.TVAE, tvae.PRESETS),
     "copula": (copula.Copula, copula.PRESETS),
+    "simclr": (simclr.SimCLR, simclr.PRESETS),
 }
 
 

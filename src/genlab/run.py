@@ -29,7 +29,7 @@ from genlab.io.images import save_grid
 from genlab.io.manifest import new_manifest, read_json_file, read_manifest, write_manifest
 from genlab.io.runs import evaluations as run_evaluations
 from genlab.metrics.features import load_judge
-from genlab.models.base import Freezes, GenerativeModel, UsesDataFiles
+from genlab.models.base import Freezes, GenerativeModel, Represents, UsesDataFiles
 from genlab.registry import get_family
 from genlab.runconfig import default_config, run_config_class
 from genlab.training.ema import ema_lag_warning
@@ -143,11 +143,14 @@ def resolve_config(
         base = default_config(family, preset)
         if init_from is not None:  # fine-tuning keeps the model and its data settings
             init_family, init_cfg, _ = read_run(init_from)
-            if family != init_family:
+            if family == init_family:
+                base.model, base.data = init_cfg.model, init_cfg.data
+            elif not issubclass(get_family(init_family)[0], Represents):
                 raise UsageError(
-                    f"--init-from: {init_from} holds a '{init_family}' run, not '{family}'"
+                    f"--init-from: {init_from} holds a '{init_family}' run, which has no encoder "
+                    f"to transfer into '{family}'; give a '{family}' run or one with an encoder "
+                    "(simclr, cnn, vae)"
                 )
-            base.model, base.data = init_cfg.model, init_cfg.data
         cfg = apply_overrides(base, extra)
     if steps is not None:  # --steps wins over a configured epoch count
         cfg.train.epochs = 0.0
@@ -162,7 +165,7 @@ def epoch_steps(epochs: float, n_train: int, batch_size: int) -> int:
 
 def train(
     family: str,
-    data: str,
+    data: str | Dataset,
     out: str | Path,
     *,
     preset: str | None = None,
@@ -180,7 +183,8 @@ def train(
     `overrides` are `key.path=value` strings as for `--set`. With `resume`, the run continues
     from its latest checkpoint up to `steps` total optimizer steps. With `init_from` (a run
     directory of the same family), a new run starts from that run's weights (best checkpoint),
-    model settings and data files such as its tokenizer: fine-tuning.
+    model settings and data files such as its tokenizer: fine-tuning. `data` may also be a
+    loaded `Dataset` (e.g. real plus generated examples, genlab.synthetic), used as it is.
     """
     out = Path(out)
     if not resume and (list_checkpoints(out) or (out / "checkpoints" / "latest").is_symlink()):
@@ -211,7 +215,8 @@ def train(
         check_data_kind(family, data)
         # a run that failed before its first checkpoint has nothing to keep: start it over
         (out / "metrics.jsonl").unlink(missing_ok=True)
-        dataset = load_data(cfg, data, run_dir=init_from)
+        given = isinstance(data, Dataset)  # e.g. real plus generated examples
+        dataset = data if given else load_data(cfg, data, run_dir=init_from)
 
     tc = cfg.train
     total = tc.steps
@@ -222,7 +227,9 @@ def train(
     torch.manual_seed(tc.seed)
     model = build_model(family, cfg.model, dataset.info, dataset.files)
     if init_from is not None:
-        _init_weights(model, init_from)
+        model.pretrained = _init_weights(model, init_from, quiet=quiet)
+    elif resume:  # the parameters that came from --init-from keep their learning-rate scale
+        model.pretrained = set(read_manifest(out).get("pretrained", []))
     if tc.freeze_layers:
         if not isinstance(model, Freezes):
             raise UsageError(f"'{family}' cannot freeze layers; remove train.freeze_layers")
@@ -248,6 +255,8 @@ def train(
             init_from=origin,
             choices=choices,
         )
+        if getattr(model, "pretrained", None):
+            manifest["pretrained"] = sorted(model.pretrained)
         write_manifest(out, manifest)
     trainer.dist.barrier()
     if model.judge_steps():  # the frozen classifier the model's health hook asks for
@@ -258,7 +267,7 @@ def train(
     if resume:
         trainer.resume()
     state = trainer.fit()
-    if trainer.dist.main and not model.discriminative and dataset.info.kind == "image":
+    if trainer.dist.main and model.generates() and dataset.info.kind == "image":
         with torch.no_grad():
             g = torch.Generator(device=trainer.device).manual_seed(tc.seed)
             images = trainer.eval_model.eval().sample(64, generator=g)
@@ -307,9 +316,10 @@ def _check_resume_target(out: Path, total: int) -> None:
         )
 
 
-def _init_weights(model: GenerativeModel, run_dir: str | Path) -> None:
+def _init_weights(model: GenerativeModel, run_dir: str | Path, *, quiet: bool = False) -> set[str]:
     """Copy the weights of run_dir's best checkpoint (EMA when kept), or of the checkpoint
-    folder run_dir, into `model`."""
+    folder run_dir, into `model`: all of them from a run of the same family, else the encoder
+    layers that match (`transfer_encoder`). Returns the names of the parameters copied."""
     run_dir = Path(run_dir)
     if is_checkpoint_folder(run_dir):
         ckpt = run_dir
@@ -319,6 +329,24 @@ def _init_weights(model: GenerativeModel, run_dir: str | Path) -> None:
         ckpt = find_checkpoint(run_dir, "best")
     ema_file = ckpt / "ema.safetensors"
     weights = load_tensors(ema_file if ema_file.exists() else ckpt / "model.safetensors")
+    source_family, source_cfg, source_info = read_run(ckpt)
+    if source_family != model.family:
+        source = build_model(source_family, source_cfg.model, source_info)
+        source.load_state_dict(weights)
+        names = transfer_encoder(source, model)
+        if not names:
+            raise UsageError(
+                f"--init-from: no encoder layer of the '{source_family}' run {run_dir} fits this "
+                f"'{model.family}' (its first convolution must have the same shape: set the "
+                "model.* channels, kernel size and batch norm to match)"
+            )
+        if not quiet:
+            count = sum(p.numel() for n, p in model.named_parameters() if n in names)
+            print(
+                f"init-from: copied {len(names)} tensors ({count} parameters) of the "
+                f"'{source_family}' encoder of {run_dir}; the other layers start fresh"
+            )
+        return names
     try:
         model.load_state_dict(weights)
     except RuntimeError:
@@ -326,6 +354,28 @@ def _init_weights(model: GenerativeModel, run_dir: str | Path) -> None:
             f"--init-from: the weights of {run_dir} do not fit this model; keep the model.* "
             "settings that change parameter shapes as they were"
         ) from None
+    return {name for name, _ in model.named_parameters()}
+
+
+def _encoder_layers(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """The convolution and batch-norm layers of a model, in the order it declares them."""
+    kinds = (torch.nn.Conv2d, torch.nn.BatchNorm2d)
+    return [(n, m) for n, m in model.named_modules() if type(m) in kinds]
+
+
+def transfer_encoder(source: torch.nn.Module, target: torch.nn.Module) -> set[str]:
+    """Copy source's convolution and batch-norm layers into target's, pairing them in order
+    until the first pair whose type or shapes differ. Returns the target parameters copied."""
+    copied: set[str] = set()
+    for (_, a), (name, b) in zip(_encoder_layers(source), _encoder_layers(target), strict=False):
+        sa, sb = a.state_dict(), b.state_dict()
+        if type(a) is not type(b) or {k: v.shape for k, v in sa.items()} != {
+            k: v.shape for k, v in sb.items()
+        }:
+            break
+        b.load_state_dict(sa)
+        copied |= {f"{name}.{k}" for k, _ in b.named_parameters()}
+    return copied
 
 
 def load(

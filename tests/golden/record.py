@@ -110,11 +110,14 @@ def figures(family: str) -> dict[str, Any]:
             out: dict[str, Any] = {"train": _curves(run_dir)}
             model = genlab.load(run_dir)
             with torch.no_grad():
-                if model.discriminative:
+                if not model.generates():
                     from genlab.data import load_dataset
 
                     x = load_dataset(data).batch("test", torch.arange(PREDICT))["x"]
-                    out["predict"] = _tensor(model.predict(x))
+                    if model.discriminative:
+                        out["predict"] = _tensor(model.predict(x))
+                    else:  # a representation family (simclr): its features
+                        out["represent"] = _tensor(model.representation(x))
                 else:
                     options = TEXT_OPTIONS if data != "digits" else {}
                     g = torch.Generator().manual_seed(1)

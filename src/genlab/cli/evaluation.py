@@ -184,7 +184,7 @@ def run(words: list[str]) -> int:
         a.split = "test" if len(data.splits["test"]) or not len(data.splits["val"]) else "val"
     samples = a.samples
     if samples is None:  # a family with no likelihood is judged by its samples
-        generative_image = not model.discriminative and data.info.kind == "image"
+        generative_image = model.generates() and data.info.kind == "image"
         has_likelihood = isinstance(model, Likelihood | EvidenceBound)
         samples = 1000 if generative_image and not has_likelihood else 0
     frozen = None

@@ -28,9 +28,11 @@ def run(_: argparse.Namespace) -> int:
     print("families:")
     for name, (cls, presets) in FAMILIES.items():
         kind = "discriminative" if cls.discriminative else "generative"
+        if not cls.discriminative and not cls.generates():
+            kind = "representation"
         extra = f" (presets: {', '.join(presets)})" if presets else ""
         print(f"  {name:<10} {kind:<15} {cls.description}{extra}")
-        if not cls.discriminative:
+        if cls.generates():
             modes = ", ".join(trigger(m) for m in modes_of(cls))
             print(f"      sample: {_flags(cls.SampleOptions) or '-'}")
             if modes:

@@ -175,7 +175,10 @@ def print_summary(run: Path) -> None:
     for choice in read_manifest(run).get("choices", []):  # settings chosen from the data
         print(choice)
 
-    if get_family(run_family(run))[0].discriminative:  # nothing to sample: predict or score
+    cls = get_family(run_family(run))[0]
+    if cls.discriminative:  # nothing to sample: predict or score
         print(f"next: genlab predict {run} --data FILE_OR_FOLDER   |   genlab eval {run}")
+    elif not cls.generates():  # a representation (simclr): only eval is next
+        print(f"next: genlab eval {run}")
     else:
         print(f"next: genlab sample {run}   |   genlab eval {run}")

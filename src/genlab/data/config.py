@@ -25,6 +25,12 @@ class CommonDataConfig:
     """Seed of the train/validation/test split (kept apart from the training seed)."""
     task: Literal["auto", "classification", "regression"] = "auto"
     """What the target is (CSV: auto guesses from its values; images: classification)."""
+    labels_per_class: int = 0
+    """Few-shot: keep this many labelled examples of each class for training (and at most this
+    many for validation), drawn with data.seed; 0 keeps all (genlab.data.fewshot)."""
+    classes: list[int] = field(default_factory=list)
+    """Keep only the examples of these class ids in every split, e.g. [3] for a one-class
+    anomaly detector; [] keeps all."""
 
     ALIASES: ClassVar[dict[str, str]] = {
         "target": "tabular.target",

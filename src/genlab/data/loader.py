@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from genlab.data import fewshot
 from genlab.data.config import DataConfig
 from genlab.data.core import Dataset, check_settings
 from genlab.data.kind import DataKind
@@ -43,6 +44,20 @@ def load_dataset(
     """
     cfg = DataConfig() if data_cfg is None else data_cfg
     check_settings(cfg.val_fraction, cfg.test_fraction, cfg.task, cfg.seed)
+    fewshot.check(cfg.labels_per_class, cfg.classes)
+    dataset = _load(cfg, spec, context=context, run_dir=run_dir)
+    return fewshot.subset(
+        dataset, labels_per_class=cfg.labels_per_class, classes=cfg.classes, seed=cfg.seed
+    )
+
+
+def _load(
+    cfg: Any,
+    spec: str | os.PathLike[str],
+    *,
+    context: int,
+    run_dir: str | os.PathLike[str] | None,
+) -> Dataset:
     split = cfg.split()
     text = os.fspath(spec)
     for kind in KINDS.values():

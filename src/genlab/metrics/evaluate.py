@@ -21,6 +21,7 @@ from genlab.models.base import (
     GenerativeModel,
     Likelihood,
     Predictor,
+    Represents,
     ScoresSequences,
 )
 
@@ -141,6 +142,8 @@ def evaluate(
     dict, e.g. the VAE's `iw_samples`, the diffusion bound's `bound_timesteps`); those not
     None go to the model's `nll` and are reported; a model with `nll_method` says which estimate
     it computed (key `nll_method`).
+    Representation families (`representation`, no sampling): linear-probe and kNN accuracy
+    beside a random encoder and raw pixels (genlab.metrics.probes; `options` as its keywords).
     """
     check_compatible(model, data)
     if batch_size < 1:
@@ -196,6 +199,10 @@ def evaluate(
             out["rmse"] = err.pow(2).mean().sqrt().item()
             out["mae"] = err.abs().mean().item()
         return out
+    if isinstance(model, Represents) and not model.generates():  # e.g. simclr: its probes
+        from genlab.metrics.probes import probe_report
+
+        out |= probe_report(model, data, split, seed=seed, **(options or {}))
     if "elbo" in cat:
         mean, se = _mean_and_stderr(-cat["elbo"])
         out |= {"neg_elbo_nats": mean, "neg_elbo_nats_stderr": se}

@@ -279,7 +279,7 @@ def sample_quality(
     from genlab.metrics.features import RECIPE, load_judge
 
     info = data.info
-    if model.discriminative or info.kind != "image":
+    if not model.generates() or info.kind != "image":
         raise UsageError(
             f"sample-quality metrics are for generative image families; '{model.family}' on "
             f"{info.kind} data has none"

@@ -11,6 +11,9 @@ that are detected by what a model has, never by its name:
 - optional `elbo(batch, *, generator=None) -> Tensor`: per-example evidence lower bound in nats.
 - optional `encode(x) -> Tensor` / `decode(z) -> Tensor` / `reconstruct(x) -> Tensor`.
 - discriminative families set `discriminative = True` and provide `predict(x) -> Tensor`.
+- optional `representation(x) -> Tensor`: features (B, D) for probes and transfer learning; a
+  family that only learns representations (simclr) keeps the base `sample`, so `generates()`
+  is False for it.
 - optional `configure_optimizers(train_cfg) -> dict[str, Optimizer]` together with
   `train_step(batch, helper, step) -> dict`: a family that must update its weights itself
   (adversarial training); the loop calls it instead of its own step and still owns the
@@ -81,6 +84,13 @@ class LatentSpace(Protocol):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latents (n, D) -> data in the model's form."""
+        ...
+
+
+@runtime_checkable
+class Represents(Protocol):
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """Data -> features (B, D): what probes score and what transfer learning reuses."""
         ...
 
 
@@ -292,7 +302,17 @@ class GenerativeModel(nn.Module):
                 f"'{self.family}' is a discriminative model (it predicts labels, it does not "
                 "generate data): nothing to sample; use 'genlab eval RUN_DIR' for its accuracy"
             )
+        if not self.generates():
+            raise UsageError(
+                f"'{self.family}' learns representations, it does not generate data: nothing to "
+                "sample; use 'genlab eval RUN_DIR' for its probes"
+            )
         raise NotImplementedError
+
+    @classmethod
+    def generates(cls) -> bool:
+        """Whether the family samples new data: it has a `sample` of its own."""
+        return cls.sample is not GenerativeModel.sample
 
     @property
     def conditional(self) -> bool:

@@ -16,7 +16,7 @@ from torch import nn
 from genlab.data import DataInfo
 from genlab.errors import DataError, UsageError
 from genlab.models.base import GenerativeModel
-from genlab.models.layers import mlp_stack
+from genlab.models.layers import conv_blocks, mlp_stack
 
 
 @dataclass
@@ -29,6 +29,9 @@ class Config:
     """Widths of the fully connected layers (LeNet-5: 120, 84); the last is the feature size."""
     dropout: float = 0.0
     """Dropout before the classification layer."""
+    batch_norm: bool = False
+    """Batch norm after each convolution: the `simclr` encoder's layout, so that
+    `--init-from` a simclr run (same channels, kernel_size 3) copies its whole encoder."""
 
     def validate(self) -> None:
         if any(c < 1 for c in self.channels) or any(h < 1 for h in self.hidden):
@@ -54,12 +57,10 @@ class CNN(GenerativeModel):
         self.require(kind="image", labels=True)
         self.require_classes()
         c, h, w = info.shape
-        convs: list[nn.Module] = []
+        self.convs = conv_blocks(c, cfg.channels, cfg.kernel_size, cfg.batch_norm)
         for out in cfg.channels:
-            convs += [nn.Conv2d(c, out, cfg.kernel_size, padding=cfg.kernel_size // 2), nn.ReLU()]
-            convs.append(nn.MaxPool2d(2, ceil_mode=True))
             c, h, w = out, -(-h // 2), -(-w // 2)
-        self.convs = nn.Sequential(*convs)
+        self.frozen_norms: list[nn.Module] = []
         self.fc = mlp_stack([c * h * w, *cfg.hidden], "relu")
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden[-1] if cfg.hidden else c * h * w, info.num_classes)
@@ -72,6 +73,30 @@ class CNN(GenerativeModel):
         """The last hidden layer's activations (B, hidden[-1]) of images x in [0, 1]."""
         h = self.convs(x * 2 - 1).flatten(1)  # (B, C, H, W) -> (B, C*H'*W')
         return F.relu(self.fc(h)) if len(self.fc) else h
+
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """The features a probe or another classifier reuses: `features(x)`."""
+        return self.features(x)
+
+    def freeze(self, k: int) -> None:
+        """Fine-tuning: stop training the first k convolution blocks (their batch norms keep
+        their statistics too)."""
+        if not 0 <= k <= len(self.cfg.channels):
+            raise UsageError(
+                f"train.freeze_layers must be between 0 and the {len(self.cfg.channels)} "
+                f"convolution blocks of model.channels; got {k}"
+            )
+        per_block = len(self.convs) // len(self.cfg.channels)
+        frozen = self.convs[: k * per_block]
+        frozen.requires_grad_(False)
+        self.frozen_norms = [m for m in frozen if isinstance(m, nn.BatchNorm2d)]
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> CNN:
+        super().train(mode)
+        for norm in self.frozen_norms:  # a frozen block's statistics do not move either
+            norm.eval()
+        return self
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (B, K), with autograd (training)."""

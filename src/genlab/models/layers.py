@@ -22,3 +22,20 @@ def mlp_stack(sizes: list[int], activation: str = "relu", dropout: float = 0.0) 
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
+
+
+def conv_blocks(
+    in_channels: int, channels: list[int], kernel_size: int = 3, batch_norm: bool = True
+) -> nn.Sequential:
+    """[Conv (same padding) -> BatchNorm -> ReLU -> 2x2 max-pool] per entry of `channels`, the
+    encoder shared by `simclr` and a `cnn` with model.batch_norm (so weights transfer by name).
+    The pools round up, so images as small as 8x8 pass any number of blocks."""
+    layers: list[nn.Module] = []
+    c = in_channels
+    for out in channels:
+        layers.append(nn.Conv2d(c, out, kernel_size, padding=kernel_size // 2))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out))
+        layers += [nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+        c = out
+    return nn.Sequential(*layers)

@@ -247,6 +247,10 @@ class VAE(GenerativeModel):
         """Posterior means (B, latent_dim) of images x in [0, 1]."""
         return self.posterior(x)[0]
 
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """Features for probes and transfer learning: the posterior means, as `encode`."""
+        return self.encode(x)
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Mean images (B, C, H, W) in [0, 1] for latent codes z."""
         out = self.decoder_output(z)

@@ -62,6 +62,9 @@ class TrainConfig:
     slower than float32."""
     freeze_layers: int = 0
     """Fine-tuning: freeze the embeddings and the first k blocks/layers (families with freeze())."""
+    pretrained_lr_scale: float = 1.0
+    """Fine-tuning (`--init-from`): the learning rate of the copied (pretrained) parameters is
+    train.lr times this; the layers that start fresh keep train.lr."""
 
     def validate(self) -> None:
         for name in (
@@ -74,6 +77,10 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise UsageError(f"train.{name} must be at least 1; got {getattr(self, name)}")
+        if self.pretrained_lr_scale < 0:
+            raise UsageError(
+                f"train.pretrained_lr_scale must be 0 or more; got {self.pretrained_lr_scale}"
+            )
         if self.lr <= 0:
             raise UsageError(f"train.lr must be greater than 0; got {self.lr}")
         for name in ("epochs", "grad_clip", "patience", "freeze_layers"):

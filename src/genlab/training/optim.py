@@ -10,12 +10,19 @@ from genlab.training.config import TrainConfig
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW/Adam/SGD over the trainable parameters; weight decay on matrices only."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
+    """AdamW/Adam/SGD over the trainable parameters; weight decay on matrices only. Parameters
+    named in `model.pretrained` (copied by --init-from) learn at lr * pretrained_lr_scale."""
+    pretrained = getattr(model, "pretrained", None) or set()
+    scale = cfg.pretrained_lr_scale
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = []
+    for copied in (False, True) if pretrained and scale != 1 else (None,):  # None: one rate
+        params = [p for n, p in named if copied is None or (n in pretrained) == copied]
+        lr = {"lr": cfg.lr * scale} if copied else {}
+        groups += [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay, **lr},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, **lr},
+        ]
     groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
