@@ -35,6 +35,8 @@ def test_inference_methods_return_tensors_without_grad(family, tiny):
     outs = []
     if model.discriminative:
         outs.append(model.predict(batch["x"]))
+    elif not model.generates():  # a representation learner (simclr)
+        outs.append(model.representation(batch["x"]))
     elif data.info.kind != "text":
         outs.append(model.sample(2, generator=g))
     if isinstance(model, Likelihood):

@@ -46,10 +46,10 @@ def load_data(run_cfg: Any, spec: str, run_dir: str | Path | None = None) -> Dat
     return load_dataset(spec, run_cfg.data, context=context, run_dir=run_dir)
 
 
-def check_data_kind(family: str, spec: str) -> None:
+def check_data_kind(family: str, spec: str | Dataset) -> None:
     """A DataError before reading when the family does not learn the data's kind."""
     kinds = get_family(family)[0].data_kinds
-    found = kind_name(spec)
+    found = spec.info.kind if isinstance(spec, Dataset) else kind_name(spec)
     if kinds and found is not None and found not in kinds:
         builtins = [n for k in kinds for n in KINDS[k].builtins]
         hint = f" (built-in: {', '.join(builtins)})" if builtins else ""

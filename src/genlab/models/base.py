@@ -227,6 +227,7 @@ INFERENCE = (
     "inpaint",
     "predict",
     "sequence_nll",
+    "representation",
 )
 """The methods that run without autograd in every family (see the module docstring)."""
 

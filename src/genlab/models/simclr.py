@@ -121,15 +121,19 @@ class SimCLR(GenerativeModel):
         )
         self.view_cfg = cfg.views()
 
-    def representation(self, x: torch.Tensor) -> torch.Tensor:
-        """The encoder's features (B, channels[-1]) of images x in [0, 1]."""
+    def encoder(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's features (B, channels[-1]) of images x in [0, 1], with autograd."""
         return self.convs(x * 2 - 1).mean((2, 3))  # (B, C, H', W') -> (B, C)
+
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's features (B, channels[-1]) of images x in [0, 1], without autograd."""
+        return self.encoder(x)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = batch["x"]
         b = x.shape[0]
         v = views(torch.cat([x, x]), self.view_cfg)  # both views of every image in one pass
-        z = self.head(self.representation(v))  # (2B, proj_dim)
+        z = self.head(self.encoder(v))  # (2B, proj_dim)
         loss = nt_xent(z[:b], z[b:], self.cfg.temperature)
         with torch.no_grad():  # how often a view's nearest other view is its partner
             zn = F.normalize(z.float(), dim=1)
