@@ -15,6 +15,7 @@ from genlab.data.config import DataConfig
 from genlab.data.tabular_codec import TableCodec
 from genlab.errors import DataError
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """The report's gradient boosting on one OpenMP thread: on a busy machine, spinning threads
