@@ -63,6 +63,8 @@ class TVAE(GenerativeModel):
         "train.batch_size=128",
         "train.steps=1500",
         "train.weight_decay=1e-5",
+        "train.schedule=constant",  # TVAE's constant rate, no clipping
+        "train.grad_clip=0",
         "train.eval_every=500",
     )
     tiny = ("model.latent_dim=8", "model.hidden=[32]")
