@@ -14,7 +14,7 @@ copies; "real" is the same classifier trained on the 5,000 real rows.
 If SDV is importable (a benchmark-only extra, never a genlab dependency), its GaussianCopula,
 CTGAN and TVAE are fitted on the same 5,000 rows with the same threads and scored the same way.
 
-    OMP_NUM_THREADS=1 python bench/tabular_adult.py --tvae-steps 1500 --ctgan-steps 1500
+    OMP_NUM_THREADS=1 python bench/tabular_adult.py --tvae-steps 2000 --ctgan-steps 1500
 
 Prints `key=value` lines last.
 """
@@ -138,7 +138,7 @@ def _sdv(name: str, train_csv: Path, test_csv: Path, seed: int):
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--families", default="copula,tvae,ctgan")
-    p.add_argument("--tvae-steps", type=int, default=1500)
+    p.add_argument("--tvae-steps", type=int, default=2000)
     p.add_argument("--ctgan-steps", type=int, default=1500)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)

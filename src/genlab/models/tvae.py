@@ -61,7 +61,7 @@ class TVAE(GenerativeModel):
     defaults = (
         "data.tabular.codec=modes",
         "train.batch_size=128",
-        "train.steps=1500",
+        "train.steps=2000",
         "train.weight_decay=1e-5",
         "train.schedule=constant",  # TVAE's constant rate, no clipping
         "train.grad_clip=0",
