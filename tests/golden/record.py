@@ -26,6 +26,7 @@ if str(HERE.parent) not in sys.path:  # tests/, for conftest's tiny configuratio
 
 import genlab  # noqa: E402
 from conftest import TINY, TINY_DATA, tiny_corpus  # noqa: E402
+from genlab.data import BUILTINS  # noqa: E402
 
 STEPS = 20
 SEED = 0
@@ -81,6 +82,8 @@ def _data(family: str, tmp: Path) -> str:
         if not path.exists():
             path.write_text(tiny_corpus(), encoding="utf-8")
         return str(path)
+    if TINY_DATA.get(family) in BUILTINS:  # e.g. the 'wine' table
+        return TINY_DATA[family]
     if family in TINY_DATA:
         raise RuntimeError(f"no golden data for {family}: {TINY_DATA[family]}")
     return "digits"
@@ -119,7 +122,7 @@ def figures(family: str) -> dict[str, Any]:
                     else:  # a representation family (simclr): its features
                         out["represent"] = _tensor(model.representation(x))
                 else:
-                    options = TEXT_OPTIONS if data != "digits" else {}
+                    options = TEXT_OPTIONS if data.endswith(".txt") else {}
                     g = torch.Generator().manual_seed(1)
                     s = model.sample(SAMPLES, generator=g, **options)
                     out["sample"] = _tensor(s) if isinstance(s, torch.Tensor) else list(s)

@@ -51,6 +51,9 @@ DATE_FORMATS = (
 )
 FORMS = ("modes", "gaussian")
 KNOTS = 1000
+FIT_VALUES = 2000
+"""The mixture of a numeric column is fitted on at most this many of its training values (a
+seeded random subset): its cost grows with them, its modes hardly change past a few thousand."""
 MAX_CATEGORIES = 256
 MISSING_CATEGORY = ""
 """The category (and the decoded cell) of a missing categorical value."""
@@ -401,7 +404,7 @@ def _mixture(raw: bytes, modes: int, seed: int) -> tuple[tuple[float, ...], ...]
 
     values = np.frombuffer(raw, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    fit_on = values if len(values) <= 5000 else rng.choice(values, 5000, replace=False)
+    fit_on = values if len(values) <= FIT_VALUES else rng.choice(values, FIT_VALUES, replace=False)
     gm = BayesianGaussianMixture(
         n_components=min(modes, len(np.unique(fit_on))),
         weight_concentration_prior_type="dirichlet_process",

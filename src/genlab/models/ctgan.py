@@ -31,13 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from genlab.data import DataInfo
 from genlab.errors import UsageError
 from genlab.models.base import GenerativeModel, Selection, Updates
-from genlab.models.tables import TableEvalOptions, WhereOption, sample_where, table_codec
+from genlab.models.tables import Layout, TableEvalOptions, WhereOption, sample_where, table_codec
 
 
 @dataclass
@@ -102,7 +101,10 @@ class CTGAN(GenerativeModel):
         super().__init__(cfg, info)
         self.codec = table_codec(info, self.family, "modes")
         self.spans = self.codec.spans
+        self.layout = Layout(self.spans)
         self.discrete = [s for s in self.spans if s.discrete]
+        groups = [self.layout.group_of[s.start] for s in self.discrete]
+        self.register_buffer("group", torch.tensor(groups, dtype=torch.long), persistent=False)
         self.cond_dim = sum(s.width for s in self.discrete)
         offsets, start = [], 0
         for s in self.discrete:
@@ -161,14 +163,7 @@ class CTGAN(GenerativeModel):
     def _generate(self, z: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw logits (B, D) and activated rows (B, D) for noise and vectors."""
         raw = self.generator(torch.cat([z, cond], dim=1))
-        parts = []
-        for s in self.spans:
-            block = raw[:, s.start : s.start + s.width]
-            if s.activation == "tanh":
-                parts.append(torch.tanh(block))
-            else:
-                parts.append(F.gumbel_softmax(block, tau=self.cfg.tau))
-        return raw, torch.cat(parts, dim=1)
+        return raw, self.layout.activate(raw, self.cfg.tau)
 
     def _score(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """The discriminator's score per pack of `pac` rows: (B, D) -> (B / pac,)."""
@@ -177,13 +172,9 @@ class CTGAN(GenerativeModel):
 
     def _obey(self, raw: torch.Tensor, col: torch.Tensor, cats: torch.Tensor) -> torch.Tensor:
         """Cross-entropy between the chosen column's generated logits and the vector's category."""
-        total = raw.new_zeros(())
-        for k, s in enumerate(self.discrete):
-            slots = col == k
-            if slots.any():
-                logits = raw[slots, s.start : s.start + s.width]
-                total = total + F.cross_entropy(logits, cats[slots], reduction="sum")
-        return total / raw.shape[0]
+        logp = self.layout.logits(raw).log_softmax(dim=2)  # (B, G, W)
+        rows = torch.arange(raw.shape[0], device=raw.device)
+        return -logp[rows, self.group[col], cats].mean()
 
     def _check_batch(self, b: int) -> None:
         if b % self.cfg.pac:
@@ -277,16 +268,7 @@ class CTGAN(GenerativeModel):
                         cond[slots, self.offsets[k] + cats] = 1.0
         z = torch.randn((n, self.cfg.latent_dim), generator=generator, device=self.device)
         raw = self.generator(torch.cat([z, cond], dim=1))
-        out = torch.zeros_like(raw)
-        for s in self.spans:
-            block = raw[:, s.start : s.start + s.width]
-            if s.activation == "tanh":
-                out[:, s.start] = torch.tanh(block[:, 0])
-            else:  # a category drawn from the softmax (Gumbel-max)
-                u = torch.rand(block.shape, generator=generator, device=self.device)
-                pick = (block - torch.log(-torch.log(u.clamp(1e-10, 1)))).argmax(1)
-                out[torch.arange(n), s.start + pick] = 1.0
-        return out
+        return self.layout.assemble(self.layout.means(raw), self.layout.one_hot(raw, generator))
 
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, where: str = ""

@@ -4,11 +4,13 @@ conditional vector of discrete columns, and sampling under `--where` conditions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from genlab.data import DataInfo
 from genlab.data.tabular_codec import MISSING_CATEGORY, Span, TableCodec
@@ -59,43 +61,73 @@ def table_codec(info: DataInfo, family: str, form: str) -> TableCodec:
     return codec
 
 
-def activate(raw: torch.Tensor, spans: list[Span], *, hard: bool = False, tau: float = 0.2):
-    """A generator's raw output (B, D) -> encoded rows: tanh for alphas, a softmax (Gumbel-
-    softmax with temperature `tau` while training, one-hot with `hard`) for one-hot groups."""
-    parts = []
-    for s in spans:
-        block = raw[:, s.start : s.start + s.width]
-        if s.activation == "tanh":
-            parts.append(torch.tanh(block))
-        elif s.activation == "softmax":
-            if hard:
-                parts.append(F.one_hot(block.argmax(1), s.width).to(block.dtype))
-            else:
-                parts.append(F.gumbel_softmax(block, tau=tau))
-        else:
-            parts.append(block)
-    return torch.cat(parts, dim=1)
+class Layout(nn.Module):
+    """Where a table's encoded columns sit, as index tensors (buffers that follow the model's
+    device, not saved), so that activations and losses run on all columns at once.
 
+    Scalars: the alphas (tanh) and normal scores, in span order. Groups: the one-hot groups,
+    padded to the widest, (G, W) dimension indices with a mask of the real ones."""
 
-def reconstruction(
-    raw: torch.Tensor, x: torch.Tensor, spans: list[Span], log_sigma: torch.Tensor
-) -> torch.Tensor:
-    """Per-row negative log-likelihood (up to a constant) of encoded rows x under a decoder's
-    raw output: Gaussian on alphas with per-column scale exp(log_sigma), cross-entropy on
-    one-hot groups. (B,)"""
-    total = torch.zeros(x.shape[0], device=x.device)
-    k = 0
-    for s in spans:
-        target = x[:, s.start : s.start + s.width]
-        out = raw[:, s.start : s.start + s.width]
-        if s.activation == "softmax":
-            total = total + F.cross_entropy(out, target.argmax(1), reduction="none")
-        else:
-            mean = torch.tanh(out[:, 0]) if s.activation == "tanh" else out[:, 0]
-            sig = log_sigma[k]
-            total = total + 0.5 * ((target[:, 0] - mean) / sig.exp()) ** 2 + sig
-            k += 1
-    return total
+    def __init__(self, spans: list[Span]) -> None:
+        super().__init__()
+        scalars = [s for s in spans if s.activation != "softmax"]
+        groups = [s for s in spans if s.activation == "softmax"]
+        width = max((s.width for s in groups), default=1)
+        pad = torch.zeros(len(groups), width, dtype=torch.long)
+        mask = torch.zeros(len(groups), width, dtype=torch.bool)
+        for g, s in enumerate(groups):
+            pad[g, : s.width] = torch.arange(s.start, s.start + s.width)
+            mask[g, : s.width] = True
+        self.group_of = {s.start: g for g, s in enumerate(groups)}
+        """A one-hot span's start -> its group index."""
+        scalar = torch.tensor([s.start for s in scalars], dtype=torch.long)
+        order = torch.cat([scalar, pad[mask]])  # encoded dims in (scalars, groups) order
+        self.register_buffer("scalar", scalar, persistent=False)
+        self.register_buffer(
+            "tanh", torch.tensor([s.activation == "tanh" for s in scalars]), persistent=False
+        )
+        self.register_buffer("pad", pad, persistent=False)
+        self.register_buffer("mask", mask, persistent=False)
+        self.register_buffer("inverse", torch.argsort(order), persistent=False)
+
+    def means(self, raw: torch.Tensor) -> torch.Tensor:
+        """The scalars' values (B, S): tanh of the alphas, normal scores as they are."""
+        values = raw[:, self.scalar]
+        return torch.where(self.tanh, torch.tanh(values), values)
+
+    def logits(self, raw: torch.Tensor) -> torch.Tensor:
+        """The one-hot groups' logits (B, G, W), -inf where a group is narrower than W."""
+        return raw[:, self.pad].masked_fill(~self.mask, -math.inf)
+
+    def assemble(self, scalars: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """Scalars (B, S) and group values (B, G, W) -> encoded rows (B, D)."""
+        return torch.cat([scalars, groups[:, self.mask]], dim=1)[:, self.inverse]
+
+    def activate(self, raw: torch.Tensor, tau: float) -> torch.Tensor:
+        """A generator's raw output (B, D) -> rows: tanh on alphas, Gumbel-softmax with
+        temperature tau on one-hot groups (differentiable)."""
+        logits = self.logits(raw)
+        u = torch.rand_like(logits).clamp(1e-10, 1.0)
+        soft = ((logits - torch.log(-torch.log(u))) / tau).softmax(dim=2)
+        return self.assemble(self.means(raw), soft)
+
+    def one_hot(self, raw: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """One category per group drawn from its softmax (Gumbel-max), as one-hot (B, G, W)."""
+        logits = self.logits(raw)
+        u = torch.rand(logits.shape, generator=generator, device=raw.device).clamp(1e-10, 1.0)
+        pick = (logits - torch.log(-torch.log(u))).argmax(dim=2)  # (B, G)
+        return F.one_hot(pick, logits.shape[2]).to(raw.dtype) * self.mask
+
+    def reconstruction(
+        self, raw: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-row negative log-likelihood (up to a constant) of encoded rows x under a
+        decoder's raw output: Gaussian on the scalars with scales exp(log_sigma),
+        cross-entropy on the one-hot groups. (B,)"""
+        gauss = 0.5 * ((x[:, self.scalar] - self.means(raw)) / log_sigma.exp()) ** 2 + log_sigma
+        logits = self.logits(raw)  # (B, G, W)
+        picked = (raw[:, self.pad] * x[:, self.pad] * self.mask).sum(dim=(1, 2))
+        return gauss.sum(1) + torch.logsumexp(logits, dim=2).sum(1) - picked
 
 
 def n_scalars(spans: list[Span]) -> int:

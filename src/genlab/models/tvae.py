@@ -26,10 +26,10 @@ from genlab.errors import UsageError
 from genlab.models.base import GenerativeModel
 from genlab.models.layers import mlp_stack
 from genlab.models.tables import (
+    Layout,
     TableEvalOptions,
     WhereOption,
     n_scalars,
-    reconstruction,
     sample_where,
     table_codec,
 )
@@ -61,8 +61,10 @@ class TVAE(GenerativeModel):
     defaults = (
         "data.tabular.codec=modes",
         "train.batch_size=128",
-        "train.steps=1500",
+        "train.steps=2000",
         "train.weight_decay=1e-5",
+        "train.schedule=constant",  # TVAE's constant rate, no clipping
+        "train.grad_clip=0",
         "train.eval_every=500",
     )
     tiny = ("model.latent_dim=8", "model.hidden=[32]")
@@ -72,6 +74,7 @@ class TVAE(GenerativeModel):
         super().__init__(cfg, info)
         self.codec = table_codec(info, self.family, "modes")
         self.spans = self.codec.spans
+        self.layout = Layout(self.spans)
         d = self.codec.width
         self.encoder = nn.Sequential(mlp_stack([d, *cfg.hidden], "relu"), nn.ReLU())
         self.to_stats = nn.Linear(cfg.hidden[-1], 2 * cfg.latent_dim)
@@ -85,7 +88,7 @@ class TVAE(GenerativeModel):
         x = batch["x"]  # (B, D)
         mean, log_var = self.to_stats(self.encoder(x)).chunk(2, dim=1)  # (B, latent) each
         z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
-        recon = reconstruction(self.decoder(z), x, self.spans, self._sigma_log())  # (B,)
+        recon = self.layout.reconstruction(self.decoder(z), x, self._sigma_log())  # (B,)
         kl = 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(1)  # (B,)
         loss = (self.cfg.loss_factor * recon + kl).mean()
         return {"loss": loss, "recon": recon.mean().detach(), "kl": kl.mean().detach()}
@@ -94,19 +97,9 @@ class TVAE(GenerativeModel):
     def _draw(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         z = torch.randn((n, self.cfg.latent_dim), generator=generator, device=self.device)
         raw = self.decoder(z)  # (n, D)
-        out = torch.zeros_like(raw)
-        sigmas = self._sigma_log().exp()
-        k = 0
-        for s in self.spans:
-            block = raw[:, s.start : s.start + s.width]
-            if s.activation == "softmax":
-                pick = torch.multinomial(block.softmax(1), 1, generator=generator)[:, 0]
-                out[torch.arange(n), s.start + pick] = 1.0
-            else:
-                noise = torch.randn((n,), generator=generator, device=self.device)
-                out[:, s.start] = (torch.tanh(block[:, 0]) + sigmas[k] * noise).clamp(-1, 1)
-                k += 1
-        return out
+        noise = torch.randn((n, len(self.log_sigma)), generator=generator, device=self.device)
+        alphas = (self.layout.means(raw) + self._sigma_log().exp() * noise).clamp(-1, 1)
+        return self.layout.assemble(alphas, self.layout.one_hot(raw, generator))
 
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, where: str = ""
