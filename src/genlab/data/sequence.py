@@ -682,7 +682,8 @@ class SequenceKind(DataKind):
     def start_tokens(self, info: Any) -> list[int]:
         """A piece starts with BOS: sampling without a prompt conditions on it."""
         rec = info.record
-        return [specials(rec.low, rec.high)[1]]
+        bos = specials(rec.low, rec.high)[1]
+        return [bos] if bos < rec.vocab_size else []  # a record without the specials: none
 
     def prompt_tokens(self, path: Path, info: Any) -> list[int]:
         """BOS and the steps of a MIDI file (or the first piece of a note-list .json), quantised
