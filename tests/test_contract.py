@@ -14,6 +14,7 @@ import genlab
 from conftest import TINY_DATA, tiny_overrides
 from genlab.config import apply_overrides, to_dict
 from genlab.data import load_dataset
+from genlab.data.kinds import kind_of
 from genlab.errors import UsageError
 from genlab.io.atomic import write_json_atomic
 from genlab.io.checkpoint import save_checkpoint
@@ -109,6 +110,11 @@ def test_samples_or_predictions_have_the_right_shape(family, data):
         texts = model.sample(5, generator=torch.Generator().manual_seed(0), max_new_tokens=9)
         assert len(texts) == 5 and all(isinstance(t, str) for t in texts)
         assert [len(model.tokenizer.encode(t)) for t in texts] == [9] * 5  # char tokens
+    elif data.info.kind == "audio":  # mu-law tokens or waveforms, decoded by the data's codec
+        s = model.sample(5, generator=torch.Generator().manual_seed(0))
+        assert s.shape == (5, *data.info.shape)
+        wave = torch.as_tensor(kind_of(data.info).decode(s, data.info))
+        assert torch.isfinite(wave).all() and wave.abs().max() <= 1
     else:
         s = model.sample(5, generator=torch.Generator().manual_seed(0))
         assert s.shape == (5, *data.info.shape)
