@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy.io import wavfile
 
 from genlab.config import apply_overrides
 from genlab.data import load_dataset
@@ -137,3 +139,24 @@ def test_loss_reads_random_crops_in_training_and_whole_clips_in_eval(conditioned
     logits = model.logits(model._shifted(x), model.condition(batch["y"], batch["speaker"]))
     assert torch.allclose(whole, F.cross_entropy(logits, x))
     assert whole.item() == pytest.approx(model.nll(batch).sum().item() / x.numel(), rel=1e-5)
+
+
+def test_cli_writes_per_class_8_bit_wavs_and_a_spectrogram(tiny_audio, tmp_path):
+    import genlab
+    from conftest import run_cli
+
+    run = tmp_path / "run"
+    genlab.train("wavenet", str(tiny_audio), run, overrides=list(WaveNet.tiny), quiet=True, steps=2)
+    out = tmp_path / "out" / "all.wav"
+    r = run_cli("sample", str(run), "--per-class", "-n", "2", "--bits", "8", "--seconds", "0.01",
+                "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in out.parent.iterdir())
+    assert names == ["all-0.wav", "all-1.wav", "all-spectrogram.png"]
+    rate, pcm = wavfile.read(out.parent / "all-1.wav")
+    assert rate == 8000 and pcm.dtype == np.uint8
+    assert len(pcm) == 80 + 2000 + 80  # two 0.01 s samples, 0.25 s of silence between
+    assert (pcm[80:2080] == 128).all()
+    r = run_cli("sample", str(run), "--speaker", "a", "--out", str(tmp_path / "x.wav"))
+    assert r.returncode == 2 and "not speaker-conditional" in r.stderr
+    assert "Traceback" not in r.stderr

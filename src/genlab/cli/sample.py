@@ -44,6 +44,8 @@ EPILOG = """examples:
   genlab sample runs/gan -n 8 --interpolate 8 --out interpolation.png
   genlab sample runs/gan-cond -n 64 --class 7
   genlab sample runs/pixelcnn --complete digit.png --rows 14 -n 8 --out completed.png
+  genlab sample runs/wavenet --class 7 -n 8 --out digits.wav      # digits-000.wav ... + PNG
+  genlab sample runs/wavenet --per-class -n 2 --bits 8 --out all.wav  # all-0.wav ... all-9.wav
 """
 
 TEXT_SEPARATOR = "\n" + "-" * 40 + "\n"
@@ -161,9 +163,54 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
         "RUN_DIR/samples/sample-seedS with the kind's first suffix; streamed text goes to stdout",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    for kind in _output_kinds():
+        add_flags(p.add_argument_group(f"{kind.name} output"), kind.WriteOptions)
     add_checkpoint_args(p)
     add_device(p, what="sample")
     return p
+
+
+def _output_kinds() -> list[Any]:
+    """The data kinds whose writers take options (their flags are offered to every run)."""
+    from genlab.data.kinds import KINDS
+
+    return [k for k in KINDS.values() if dataclasses.fields(k.WriteOptions)]
+
+
+def write_options(a: argparse.Namespace, kind: Any) -> dict[str, Any]:
+    """The writer options given for the run's data kind; a UsageError for another kind's."""
+    for other in _output_kinds():
+        if other is not kind and given(a, other.WriteOptions):
+            flags = [
+                fl.flag
+                for fl in flags_of(other.WriteOptions)
+                if fl.name in given(a, other.WriteOptions)
+            ]
+            raise UsageError(
+                f"{', '.join(flags)} applies to {other.name} output; this run's data is {kind.name}"
+            )
+    if not dataclasses.fields(kind.WriteOptions):
+        return {}
+    chosen = given(a, kind.WriteOptions)
+    return {
+        k: v
+        for k, v in dataclasses.asdict(options_from(a, kind.WriteOptions)).items()
+        if k in chosen
+    }
+
+
+def per_class_samples(model, n: int, generator, options: dict[str, Any]) -> tuple[Any, list[int]]:
+    """n samples of each class (or of --class only) and the class of each, for --per-class."""
+    import torch
+
+    if "class_label" not in options or not model.conditional:
+        raise UsageError(
+            "--per-class needs a class-conditional run (trained with --set model.conditional=true)"
+        )
+    chosen = options["class_label"]
+    ks = range(model.info.num_classes) if chosen is None else [chosen]
+    parts = [model.sample(n, generator=generator, **{**options, "class_label": k}) for k in ks]
+    return torch.cat(parts), [k for k in ks for _ in range(n)]
 
 
 def parser_for(cls: type) -> argparse.ArgumentParser:
@@ -291,11 +338,17 @@ def run(words: list[str]) -> int:
     out = Path(a.out) if a.out else None
     if out is not None:
         kind.check_suffix(out)
+    written = write_options(a, kind)
+    if written.get("per_class") and mode is not None:
+        raise UsageError(f"--per-class does not apply to {trigger(mode)}")
     if streams:
         return _stream(model, a, kind, out, g, options, device)
     nrow = None
     with torch.no_grad():
-        if mode is None:
+        if written.pop("per_class", False):
+            samples, written["classes"] = per_class_samples(model, a.n, g, options)
+            written["per_class"], name = True, "sample"
+        elif mode is None:
             samples, name = model.sample(a.n, generator=g, **options), "sample"
         elif mode.name == "interpolate":
             from genlab.sampling import interpolate
@@ -309,7 +362,9 @@ def run(words: list[str]) -> int:
             samples = _completions(model, a, how, g, options, device)
             nrow, name = min(a.n + 1, 9), "completion"
     out = out or Path(a.run_dir) / "samples" / f"{name}-seed{a.seed}{kind.default_suffix()}"
-    paths = kind.write(samples, out, model.info, **({} if nrow is None else {"nrow": nrow}))
+    paths = kind.write(
+        samples, out, model.info, **written, **({} if nrow is None else {"nrow": nrow})
+    )
     shown = ", ".join(str(p) for p in paths)
     print(f"wrote {shown} ({len(samples)} {kind.name} samples from {model.checkpoint})")
     return 0
