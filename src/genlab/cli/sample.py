@@ -137,7 +137,7 @@ def trigger(mode: Mode) -> str:
 
 
 # parsing ------------------------------------------------------------------------------------
-def _base(cls: type | None) -> argparse.ArgumentParser:
+def _base(cls: type | None, data_kind: str | None = None) -> argparse.ArgumentParser:
     """The arguments of every run's sampling; with `cls`, the family's and its modes' flags."""
     if cls is None:
         description = (
@@ -163,8 +163,10 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
         "RUN_DIR/samples/sample-seedS with the kind's first suffix; streamed text goes to stdout",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    for kind in _output_kinds():
-        add_flags(p.add_argument_group(f"{kind.name} output"), kind.WriteOptions)
+    for kind in _output_kinds():  # shown for the run's data kind, known (hidden) for others
+        shown = kind.name == data_kind
+        group = p.add_argument_group(f"{kind.name} output") if shown else p
+        add_flags(group, kind.WriteOptions, quiet=not shown)
     add_checkpoint_args(p)
     add_device(p, what="sample")
     return p
@@ -175,6 +177,14 @@ def _output_kinds() -> list[Any]:
     from genlab.data.kinds import KINDS
 
     return [k for k in KINDS.values() if dataclasses.fields(k.WriteOptions)]
+
+
+def _data_kind(run_dir: str) -> str | None:
+    """The data kind of a run, from its manifest (None when it does not say)."""
+    from genlab.io.manifest import read_manifest
+
+    data = read_manifest(run_dir).get("data")
+    return data.get("kind") if isinstance(data, dict) else None
 
 
 def write_options(a: argparse.Namespace, kind: Any) -> dict[str, Any]:
@@ -213,9 +223,9 @@ def per_class_samples(model, n: int, generator, options: dict[str, Any]) -> tupl
     return torch.cat(parts), [k for k in ks for _ in range(n)]
 
 
-def parser_for(cls: type) -> argparse.ArgumentParser:
-    """`genlab sample` for a run of family class `cls`."""
-    p = _base(cls)
+def parser_for(cls: type, data_kind: str | None = None) -> argparse.ArgumentParser:
+    """`genlab sample` for a run of family class `cls` on data of kind `data_kind`."""
+    p = _base(cls, data_kind)
     if cls.SampleOptions is not NoOptions:
         add_flags(p.add_argument_group(f"'{cls.family}' sampling options"), cls.SampleOptions)
     for mode in modes_of(cls):
@@ -264,7 +274,7 @@ def parse(words: list[str]) -> tuple[argparse.Namespace, type] | None:
             return None
         raise UsageError("sample needs RUN_DIR, a run directory written by 'genlab train'")
     cls = get_family(run_family(found.run_dir))[0]
-    p = parser_for(cls)
+    p = parser_for(cls, _data_kind(found.run_dir))
     a, extras = p.parse_known_args(words)
     if a.help:
         p.print_help()

@@ -501,8 +501,8 @@ class AudioWriteOptions:
     bits: int = 16
     """WAV samples: 16-bit or 8-bit PCM."""
     per_class: bool = False
-    """One WAV per class with -n samples of it, 0.25 s of silence between them (class-
-    conditional runs; with --class, that class only)."""
+    """One WAV per class holding -n samples of it, 0.25 s of silence between them
+    (class-conditional runs; with a class given, that class only)."""
 
     def validate(self) -> None:
         if self.bits not in (8, 16):
