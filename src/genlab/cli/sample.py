@@ -180,10 +180,15 @@ def _output_kinds() -> list[Any]:
 
 
 def _data_kind(run_dir: str) -> str | None:
-    """The data kind of a run, from its manifest (None when it does not say)."""
+    """The data kind of a run, from its manifest (None when it does not say: loading the run
+    reports a damaged manifest)."""
+    from genlab.errors import GenlabError
     from genlab.io.manifest import read_manifest
 
-    data = read_manifest(run_dir).get("data")
+    try:
+        data = read_manifest(run_dir).get("data")
+    except GenlabError:
+        return None
     return data.get("kind") if isinstance(data, dict) else None
 
 

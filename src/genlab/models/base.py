@@ -216,8 +216,8 @@ class GenerativeModel(nn.Module):
     """`--set` overrides of the smallest configuration that still learns: the contract and
     golden tests train every family with it, so a new family needs no test-fixture edit."""
     tiny_data: ClassVar[str] = "digits"
-    """The data the contract tests train `tiny` on: a built-in name, or "text" for a small
-    corpus the tests write."""
+    """The data the contract tests train `tiny` on: a built-in name, "text" for a small corpus
+    the tests write, or "audio" for small WAV clips they write."""
 
     def __init__(self, cfg: Any, info: DataInfo) -> None:
         super().__init__()

@@ -206,7 +206,7 @@ class DiffWave(GenerativeModel):
         return {"loss": F.mse_loss(self.net(x_t, t, labels), noise)}
 
     # sampling -------------------------------------------------------------------------------
-    def predict(self, labels: torch.Tensor | None, scale: float) -> samplers.Predict:
+    def guided(self, labels: torch.Tensor | None, scale: float) -> samplers.Predict:
         """predict(x_t, t) -> (x_0, eps) under classifier-free guidance at `scale`."""
 
         def read(x: torch.Tensor, t: int, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -265,7 +265,7 @@ class DiffWave(GenerativeModel):
             x_T = torch.randn((m, length), generator=generator, device=self.device)
             lab = None if labels is None else labels[start : start + m]
             x0 = samplers.sample_loop(
-                self.predict(lab, scale),
+                self.guided(lab, scale),
                 self.schedule,
                 x_T,
                 timesteps,
