@@ -9,7 +9,7 @@ import difflib
 from typing import Any
 
 from genlab.errors import UsageError
-from genlab.models import cnn, ddpm, diffwave, gan, gpt, mlp, pixelcnn, rnn, vae, wavenet
+from genlab.models import cnn, ddpm, diffwave, gan, gpt, melcnn, mlp, pixelcnn, rnn, vae, wavenet
 from genlab.models.base import GenerativeModel
 
 FAMILIES: dict[str, tuple[type[GenerativeModel], dict[str, Any]]] = {
@@ -23,6 +23,7 @@ FAMILIES: dict[str, tuple[type[GenerativeModel], dict[str, Any]]] = {
     "pixelcnn": (pixelcnn.PixelCNN, pixelcnn.PRESETS),
     "wavenet": (wavenet.WaveNet, wavenet.PRESETS),
     "diffwave": (diffwave.DiffWave, diffwave.PRESETS),
+    "melcnn": (melcnn.MelCNN, {}),
 }
 
 
