@@ -160,3 +160,27 @@ def test_cli_writes_per_class_8_bit_wavs_and_a_spectrogram(tiny_audio, tmp_path)
     r = run_cli("sample", str(run), "--speaker", "a", "--out", str(tmp_path / "x.wav"))
     assert r.returncode == 2 and "not speaker-conditional" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_bad_audio_input_is_one_line_naming_the_file(tmp_path):
+    from conftest import run_cli
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / "0_a_0.wav").write_text("not audio at all")
+    r = run_cli("train", "wavenet", "--data", str(folder), "--out", str(tmp_path / "r"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "0_a_0.wav' is not a readable WAV file" in lines[0]
+
+
+def test_a_sequence_model_on_audio_names_its_context_setting(tiny_audio):
+    from genlab.run import build_model
+
+    data = load_dataset(str(tiny_audio))  # clips of 256 samples
+    cfg = default_config("gpt")
+    with pytest.raises(UsageError, match=r"context \(model.block_size\) is 64; .* set "):
+        build_model("gpt", cfg.model, data.info)
+    cfg = apply_overrides(default_config("rnn"), ["model.seq_len=100"])
+    with pytest.raises(UsageError, match=r"set model.seq_len=256 to match the data"):
+        build_model("rnn", cfg.model, data.info)
