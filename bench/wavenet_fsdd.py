@@ -2,11 +2,11 @@
 
     python bench/wavenet_fsdd.py --minutes 30 --threads 1
 
-Both families use their `fsdd` preset (8 kHz, 1-second clips, speaker theo held out as the test
-split, conditioned on the digit). Reports:
+Both families use their `fsdd` preset (8 kHz, 1-second clips, the seeded random split,
+conditioned on the digit). Reports:
 
 - `judge_test_accuracy`: the frozen melcnn judge (genlab.judges.audio_judge, trained once on the
-  training speakers, cached) on the held-out speaker's clips.
+  training split, cached) on the test split.
 - `wavenet_rtf_batch1`, `wavenet_rtf_batch16`: real-time factor of cached generation, seconds of
   audio generated per second of compute (all clips of the batch counted).
 - `wavenet_cache_speedup_batch1`, `..._batch16`: time per generated sample of the naive
@@ -98,8 +98,19 @@ def main() -> int:
     p.add_argument("--judge-steps", type=int, default=1500)
     p.add_argument("--speed-seconds", type=float, default=0.25, help="audio per speed test")
     p.add_argument("--families", default="wavenet,diffwave")
+    p.add_argument("--sample-seconds", type=float, default=1.0, help="length of judged samples")
+    p.add_argument("--speed-only", action="store_true", help="wavenet speed, untrained, only")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.speed_only:  # the cost of generation does not depend on the weights
+        cfg = default_config("wavenet", "fsdd")
+        info = load_data(cfg, a.data).info
+        model = build_model("wavenet", cfg.model, info).eval()
+        for b in (1, 16):
+            rtf, speedup = wavenet_speed(model, b, a.speed_seconds)
+            print(f"wavenet_rtf_batch{b}={rtf:.4f}")
+            print(f"wavenet_cache_speedup_batch{b}={speedup:.1f}")
+        return 0
     if not Path(a.data).exists():
         print(f"no FSDD at {a.data}; give --data", file=sys.stderr)
         return 2
@@ -135,7 +146,9 @@ def main() -> int:
             with torch.no_grad():
                 model.sample(16, generator=torch.Generator().manual_seed(0), class_label=0)
             out[f"{family}_rtf_batch16"] = round(16 * 1.0 / (time.perf_counter() - t1), 4)
-        q = audio_quality(model, data, judge, per_class=a.per_class, seed=0)
+        q = audio_quality(
+            model, data, judge, per_class=a.per_class, options={"seconds": a.sample_seconds}
+        )
         out[f"{family}_judge_accuracy"] = round(q["judge_accuracy"], 4)
         out[f"{family}_fd"] = round(q["fd"], 4)
         out["judge_accuracy_real"] = round(q["judge_accuracy_real"], 4)

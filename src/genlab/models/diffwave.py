@@ -282,7 +282,6 @@ def fsdd_preset(run):
     digit: 20 layers of 32 channels (two cycles of dilations 1..512), sized for a CPU."""
     run.data.audio.seconds = 1.0
     run.data.audio.encoding = "float"
-    run.data.audio.test_speakers = ["theo"]
     run.model.conditional = True
     run.train.batch_size = 8
     run.train.lr = 2e-4
