@@ -308,8 +308,12 @@ class WaveNet(GenerativeModel):
         return step
 
     def _cached_step(self, n: int, cond: torch.Tensor | None):
-        """step(prev token (n,)) -> logits (n, V), one new column per layer from ring buffers."""
+        """step(prev token (n,)) -> logits (n, V), one new column per layer from ring buffers.
+
+        The skip outputs are linear in the gated units, so the gated units of all layers are
+        kept side by side and multiplied by the stacked skip weights once per step."""
         dev, dtype = self.device, self.embed.weight.dtype
+        r = self.cfg.residual_channels
         plans = []
         for layer in self.layers:
             k, d = layer.kernel, layer.dilation
@@ -318,11 +322,15 @@ class WaveNet(GenerativeModel):
             bias = layer.conv.bias.expand(n, -1)
             if cond is not None:
                 bias = bias + layer.cond(cond)
-            w_out = layer.out.weight[:, :, 0].t()  # (G, R + S)
+            w_res = layer.out.weight[:r, :, 0].t().contiguous()  # (G, R)
             size = (k - 1) * d
-            buf = torch.zeros((size, n, w_in.shape[0] // k), dtype=dtype, device=dev)
             # starts as zeros: the causal padding a full pass sees before the first input
-            plans.append((k, d, size, w_in, bias.contiguous(), w_out, layer.out.bias, buf))
+            buf = torch.zeros((size, n, r), dtype=dtype, device=dev)
+            plans.append((k, d, size, w_in, bias.contiguous(), w_res, layer.out.bias[:r], buf))
+        w_skip = torch.cat([layer.out.weight[r:, :, 0].t() for layer in self.layers])  # (L G, S)
+        b_skip = sum(layer.out.bias[r:] for layer in self.layers)
+        gate = self.cfg.gate_channels
+        gated = torch.empty((len(plans), n, gate), dtype=dtype, device=dev)  # (L, n, G)
         head = self.head
         w1, b1 = head[1].weight[:, :, 0].t(), head[1].bias
         w2, b2 = head[3].weight[:, :, 0].t(), head[3].bias
@@ -331,17 +339,15 @@ class WaveNet(GenerativeModel):
         def step(prev: torch.Tensor) -> torch.Tensor:
             nonlocal t
             h = self.embed(prev)  # (n, R)
-            skips = None
-            for k, d, size, w_in, bias, w_out, b_out, buf in plans:
+            for i, (k, d, size, w_in, bias, w_res, b_res, buf) in enumerate(plans):
                 taps = [buf[(t - j * d) % size] for j in range(k - 1, 0, -1)]  # oldest first
                 z = torch.addmm(bias, torch.cat([*taps, h], dim=1), w_in)  # (n, 2G)
                 buf[t % size] = h
                 a, b = z.chunk(2, dim=1)
-                o = torch.addmm(b_out, torch.tanh(a) * torch.sigmoid(b), w_out)  # (n, R + S)
-                r = h.shape[1]
-                h = h + o[:, :r]
-                skips = o[:, r:] if skips is None else skips + o[:, r:]
+                torch.mul(torch.tanh(a), torch.sigmoid(b), out=gated[i])
+                h = torch.addmm(b_res, gated[i], w_res).add_(h)  # (n, R)
             t += 1
+            skips = torch.addmm(b_skip, gated.transpose(0, 1).reshape(n, -1), w_skip)  # (n, S)
             y = torch.addmm(b1, torch.relu(skips), w1)
             return torch.addmm(b2, torch.relu(y), w2)
 
