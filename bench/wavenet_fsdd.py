@@ -114,7 +114,7 @@ def main() -> int:
     if not Path(a.data).exists():
         print(f"no FSDD at {a.data}; give --data", file=sys.stderr)
         return 2
-    out: dict[str, object] = {"minutes": a.minutes, "threads": a.threads}
+    out: dict[str, object] = Figures(minutes=a.minutes, threads=a.threads)
     t0 = time.perf_counter()
     data_mu = load_data(default_config("wavenet", "fsdd"), a.data)
     judge = audio_judge(data_mu, steps=a.judge_steps, progress=False)
@@ -156,6 +156,14 @@ def main() -> int:
     for k, v in out.items():
         print(f"{k}={v}")
     return 0
+
+
+class Figures(dict):
+    """The bench's figures; each is also shown on stderr as soon as it is measured."""
+
+    def __setitem__(self, key: str, value: object) -> None:
+        print(f"  {key}: {value}", file=sys.stderr, flush=True)
+        super().__setitem__(key, value)
 
 
 if __name__ == "__main__":
