@@ -84,3 +84,27 @@ def test_audio_quality_scores_real_clips_like_the_real_baseline(data, judge):
     assert good["fd"] >= 0 and good["fd_real"] >= 0
     bad = audio_quality(Replay(data, swap=True), data, judge, per_class=5)
     assert bad["judge_accuracy"] == 0.0  # every clip is of the other class
+
+
+def test_genlab_bench_compares_wavenet_and_diffwave_on_audio(tiny_audio, tmp_path):
+    from conftest import TINY
+    from genlab.bench import bench
+
+    families = ["wavenet", "diffwave"]
+    sets = [f"{f}:{o}" for f in families for o in TINY[f] if not o.startswith("data.")]
+    sets.append("train.batch_size=16")  # one data for both: diffwave decodes the mu-law tokens
+    out = tmp_path / "bench"
+    comparison = bench(
+        str(tiny_audio), out, families=families, budget_minutes=0.01, samples=10,
+        overrides=sets, feature_steps=STEPS, calibration_steps=2,
+    )  # fmt: skip
+    fams = comparison["families"]
+    for name in families:
+        r = fams[name]
+        assert 0 <= r["judge_accuracy"] <= 1 and r["fd"] >= 0 and r["samples"] == 10
+        assert sorted(p.name for p in out.glob(f"samples-{name}-*")) == [
+            f"samples-{name}-0.wav", f"samples-{name}-1.wav", f"samples-{name}-spectrogram.png"
+        ]  # fmt: skip
+    assert "nll_nats" in fams["wavenet"] and "nll_nats" not in fams["diffwave"]
+    assert comparison["real"]["judge_accuracy"] == fams["wavenet"]["judge_accuracy_real"]
+    assert "| audio judge accuracy (the class asked for) |" in (out / "comparison.md").read_text()

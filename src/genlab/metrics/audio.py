@@ -94,6 +94,28 @@ def judge_accuracy(judge: MelCNN, clips: torch.Tensor, labels: torch.Tensor) -> 
 
 
 @torch.no_grad()
+def class_samples(
+    model: Any,
+    classes: int,
+    per_class: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 16,
+    options: dict[str, Any] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clips (classes x per_class, T) on the CPU, the class asked for each) from a
+    class-conditional model, drawn class by class from one seeded generator."""
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    clips, asked = [], []
+    for c in range(classes):
+        for i in range(0, per_class, batch_size):
+            m = min(batch_size, per_class - i)
+            clips.append(model.sample(m, generator=g, class_label=c, **(options or {})).cpu())
+            asked.append(torch.full((m,), c))
+    return torch.cat(clips), torch.cat(asked)
+
+
+@torch.no_grad()
 def audio_quality(
     model: Any,
     data: Dataset,
@@ -104,19 +126,18 @@ def audio_quality(
     split: str = "test",
     batch_size: int = 16,
     options: dict[str, Any] | None = None,
+    clips: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Judge accuracy and Frechet distance of `per_class` samples of every class of a
-    class-conditional audio model, each next to the same figure for real `split` clips."""
+    class-conditional audio model (or of given `clips`: (samples, classes asked for)), each
+    next to the same figure for real `split` clips."""
     check_judge_data(data)
     k = data.info.num_classes
-    g = torch.Generator(device=model.device).manual_seed(seed)
-    clips, asked = [], []
-    for c in range(k):
-        for i in range(0, per_class, batch_size):
-            m = min(batch_size, per_class - i)
-            clips.append(model.sample(m, generator=g, class_label=c, **(options or {})).cpu())
-            asked.append(torch.full((m,), c))
-    fake = torch.cat(clips)
+    if clips is None:
+        clips = class_samples(
+            model, k, per_class, seed=seed, batch_size=batch_size, options=options
+        )
+    fake, asked = clips
     fake_f, fake_c = judge_outputs(judge, fake)
     part = data.splits[split]
     real = data.batch(split, torch.arange(len(part)))
@@ -125,7 +146,7 @@ def audio_quality(
     pick = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))[:1000]
     ref_f, _ = judge_outputs(judge, data.batch("train", pick)["x"])
     return {
-        "judge_accuracy": float((fake_c == torch.cat(asked)).float().mean()),
+        "judge_accuracy": float((fake_c == asked).float().mean()),
         "judge_accuracy_real": float((real_c == real["y"]).float().mean()),
         "fd": frechet_distance(ref_f, fake_f),
         "fd_real": frechet_distance(ref_f, real_f),
