@@ -129,7 +129,9 @@ class DiffusersRun:
         from diffusers.optimization import get_scheduler
 
         warmup = min(RECIPE["warmup_steps"], steps // 5)
-        self.sched = get_scheduler("cosine", self.opt, warmup, steps)
+        self.sched = get_scheduler(
+            "cosine", self.opt, num_warmup_steps=warmup, num_training_steps=steps
+        )
         self.unet.train()
         t0 = time.perf_counter()
         for _ in range(steps):

@@ -23,8 +23,10 @@ def _registry() -> dict:
 # learns in the contract tests (`tiny_data`: a built-in name, or "text" for the `tiny_text`
 # corpus), so a new family needs no edit here
 TINY = {name: list(cls.tiny) for name, cls in _registry().items()}
+FIXTURES = {"text": "tiny_text", "audio": "tiny_audio"}
+"""`tiny_data` names that stand for a data fixture below rather than a built-in."""
 TINY_DATA = {
-    name: "tiny_text" if cls.tiny_data == "text" else cls.tiny_data
+    name: FIXTURES.get(cls.tiny_data, cls.tiny_data)
     for name, cls in _registry().items()
     if cls.tiny_data != "digits"
 }
@@ -109,3 +111,24 @@ def tiny_text(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("text") / "tiny.txt"
     path.write_text(tiny_corpus(), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_audio(tmp_path_factory) -> Path:
+    """200 mono 8 kHz clips of 256 samples named `{digit}_{speaker}_{index}.wav` for the audio
+    families: digit 0 a 500 Hz sine, digit 1 a 1500 Hz one; speaker a loud, b soft; random
+    phases (seeded)."""
+    import numpy as np
+    from scipy.io import wavfile
+
+    root = tmp_path_factory.mktemp("audio") / "clips"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    t = np.arange(256) / 8000
+    for i in range(50):
+        for digit, freq in (("0", 500.0), ("1", 1500.0)):
+            for speaker, amp in (("a", 0.6), ("b", 0.3)):
+                wave = amp * np.sin(2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi))
+                data = np.round(wave * 32767).astype(np.int16)
+                wavfile.write(root / f"{digit}_{speaker}_{i}.wav", 8000, data)
+    return root

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import genlab
-from conftest import TINY, TINY_DATA, tiny_overrides
+from conftest import FIXTURES, TINY, TINY_DATA, tiny_overrides
 from genlab.cli import main
 from genlab.cli.evaluation import parser_for as eval_parser
 from genlab.cli.parser import flags_of, options_from
@@ -268,7 +268,5 @@ def test_every_family_declares_its_tiny_test_configuration():
     for name, cls in CLASSES.items():
         assert cls.tiny, f"{name} declares no tiny configuration"
         assert TINY[name] == list(cls.tiny)
-        assert cls.tiny_data == "text" or cls.tiny_data in BUILTINS, name
-        assert TINY_DATA.get(name, "digits") == (
-            "tiny_text" if cls.tiny_data == "text" else cls.tiny_data
-        )
+        assert cls.tiny_data in FIXTURES or cls.tiny_data in BUILTINS, name
+        assert TINY_DATA.get(name, "digits") == FIXTURES.get(cls.tiny_data, cls.tiny_data)

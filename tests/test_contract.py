@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 import genlab
 from conftest import tiny_data_spec, tiny_overrides
 from genlab.config import apply_overrides, to_dict
-from genlab.data import kind_of, load_dataset
+from genlab.data import load_dataset
+from genlab.data.kinds import kind_of
 from genlab.errors import UsageError
 from genlab.io.atomic import write_json_atomic
 from genlab.io.checkpoint import save_checkpoint
@@ -119,6 +120,11 @@ def test_samples_or_predictions_have_the_right_shape(family, data):
         assert s.shape == (5, *data.info.shape) and torch.isfinite(s).all()
         rows = kind_of(data.info).decode(s, data.info)
         assert len(rows) == 5 and all(len(r) == len(data.info.record.columns) for r in rows)
+    elif data.info.kind == "audio":  # mu-law tokens or waveforms, decoded by the data's codec
+        s = model.sample(5, generator=torch.Generator().manual_seed(0))
+        assert s.shape == (5, *data.info.shape)
+        wave = torch.as_tensor(kind_of(data.info).decode(s, data.info))
+        assert torch.isfinite(wave).all() and wave.abs().max() <= 1
     else:
         s = model.sample(5, generator=torch.Generator().manual_seed(0))
         assert s.shape == (5, *data.info.shape)

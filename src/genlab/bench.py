@@ -16,6 +16,11 @@ whose result is already in DIR/runs/FAMILY/bench.json is not run again, and a fa
 training was stopped (Ctrl-C) continues from its last checkpoint, its training time counted
 across both parts: an interrupted bench resumes with the same command.
 
+On audio data (class-conditional families such as wavenet and diffwave), the figures are those
+of genlab.metrics.audio instead: the frozen melcnn judge's accuracy on the class asked for and
+the Frechet distance in its features, on about `samples` clips balanced over the classes, which
+are written as DIR/samples-FAMILY-<class>.wav with a spectrogram PNG.
+
 No family is named here: every registered generative family that handles images can take part.
 """
 
@@ -61,6 +66,7 @@ ROWS = [
     ("classes_covered", "classes covered", "{}"),
     ("class_kl", "KL of class histogram from the data's (nats)", "{:.3f}"),
     ("conditional_accuracy", "conditional accuracy", "{:.3f}"),
+    ("judge_accuracy", "audio judge accuracy (the class asked for)", "{:.3f}"),
     ("nn_distance", "nearest training image (feature distance)", "{:.3f}"),
     ("memorization_ratio", "memorization ratio (< 1: closer than real)", "{:.3f}"),
 ]
@@ -260,8 +266,11 @@ def bench(
             data, out, families, settings, budget_minutes, calibration_steps, quiet
         )
     dataset = load_data(run_config(families[0], preset, overrides), data)
-    if dataset.info.kind != "image":
-        raise UsageError(f"the bench compares image models; '{data}' is {dataset.info.kind} data")
+    audio = dataset.info.kind == "audio"
+    if dataset.info.kind != "image" and not audio:
+        raise UsageError(
+            f"the bench compares image or audio models; '{data}' is {dataset.info.kind} data"
+        )
     for family in families:  # a family that cannot model these data says so before any training
         build_model(family, run_config(family, preset, overrides).model, dataset.info)
     settings_file = out / "bench-settings.json"
@@ -281,7 +290,13 @@ def bench(
         test = dataset.splits["test"]
         cut = Split(test.x[:nll_examples], None if test.y is None else test.y[:nll_examples])
         likelihood_data = dataclasses.replace(dataset, splits={**dataset.splits, "test": cut})
-    extractor = judge(data, steps=feature_steps)
+    if audio:  # the frozen melcnn of the data as the first family reads it
+        from genlab.judges import audio_judge
+        from genlab.metrics.audio import AUDIO_RECIPE
+
+        extractor = audio_judge(dataset, steps=feature_steps)
+    else:
+        extractor = judge(data, steps=feature_steps)
     _say(
         f"frozen cnn feature extractor ({feature_steps} steps): test accuracy "
         f"{extractor.test_accuracy:.4f}"
@@ -310,6 +325,22 @@ def bench(
             )
             _say(f"{family}: trained {record['steps']} steps in {record['train_seconds']:.0f} s")
             model = genlab.load(run_dir)
+            if audio:
+                record |= _audio_result(
+                    model, dataset, extractor, samples, seed, out / f"samples-{family}"
+                )
+                record["feature_extractor"] = f"melcnn {AUDIO_RECIPE}, {feature_steps} steps"
+                metrics = evaluate(model, likelihood_data, "test", seed=seed, progress=not quiet)
+                record |= {
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                    "checkpoint": model.checkpoint,
+                    "run_dir": str(run_dir),
+                    **{k: v for k, v in metrics.items() if k not in ("split", "examples")},
+                }
+                write_json_atomic(done, record)
+                results[family] = record
+                real = {k[: -len("_real")]: v for k, v in record.items() if k.endswith("_real")}
+                continue
             images, seconds = generate(model, samples, seed=seed)
             metrics = evaluate(model, likelihood_data, "test", seed=seed, progress=not quiet)
             quality = sample_quality(
@@ -437,6 +468,30 @@ def _bench_tables(
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
     return comparison
+
+
+def _audio_result(model, dataset, extractor, samples: int, seed: int, stem: Path) -> dict:
+    """The audio figures of a class-conditional model (genlab.metrics.audio) on about
+    `samples` clips, balanced over the classes, which are written as STEM-<class>.wav."""
+    from genlab.data.kinds import kind_of
+    from genlab.metrics.audio import audio_quality, class_samples
+
+    k = dataset.info.num_classes
+    if not model.conditional:
+        raise UsageError(
+            f"'{model.family}' was trained unconditionally: the audio bench judges "
+            "class-conditional samples; add --set <family>:model.conditional=true"
+        )
+    per_class = max(1, math.ceil(samples / k))
+    t0 = time.perf_counter()
+    clips = class_samples(model, k, per_class, seed=seed)
+    seconds = time.perf_counter() - t0
+    kind_of(dataset.info).write(
+        clips[0], stem.with_suffix(".wav"), dataset.info, per_class=True, classes=clips[1]
+    )
+    quality = audio_quality(model, dataset, extractor, seed=seed, clips=clips)
+    quality["feature_extractor_test_accuracy"] = quality.pop("judge_test_accuracy")
+    return {"sample_ms_per_image": 1000 * seconds / len(clips[0]), **quality}
 
 
 def _cell(value: Any, fmt: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from genlab.config import apply_overrides, to_dict
+from genlab.data import Dataset
 from genlab.io.atomic import write_json_atomic
 from genlab.io.checkpoint import checkpoint_dir, load_tensors
 from genlab.metrics.features import (
@@ -27,6 +28,7 @@ from genlab.metrics.features import (
     load_judge,
 )
 from genlab.models.cnn import CNN
+from genlab.models.melcnn import MelCNN
 from genlab.runconfig import default_config
 from genlab.training.loop import Trainer
 
@@ -91,3 +93,77 @@ def judge(
             shutil.rmtree(entry)
         os.replace(staged, entry)
     return load_judge(dataset, steps=steps, cache_dir=cache_dir)
+
+
+AUDIO_RECIPE_OVERRIDES = [
+    "train.batch_size=32",
+    "train.lr=2e-3",
+    "train.warmup_steps=50",
+    "train.eval_every=250",
+    "train.seed=0",
+    "train.device=cpu",
+]
+"""The audio judge's training recipe (named AUDIO_RECIPE in genlab.metrics.audio) on top of
+melcnn's defaults."""
+
+
+def audio_judge(
+    dataset: Dataset,
+    *,
+    steps: int = 1500,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> MelCNN:
+    """The frozen `melcnn` judge of labelled audio `dataset` (as the run reads it: same rate,
+    clip length and split): read from the cache, or trained once deterministically on its
+    training split, tested on its test split, cached with a checksum and returned."""
+    from genlab.metrics.audio import (
+        AUDIO_RECIPE,
+        audio_judge_entry,
+        check_judge_data,
+        load_audio_judge,
+    )
+
+    check_judge_data(dataset)
+    try:
+        return load_audio_judge(dataset, steps=steps, cache_dir=cache_dir)
+    except JudgeNotCached as e:
+        if e.damaged:
+            print(f"genlab: {e.args[0].split(';')[0]}; training it again", file=sys.stderr)
+    entry = audio_judge_entry(dataset.info.fingerprint, steps, cache_dir)
+    root = entry.parent
+    root.mkdir(parents=True, exist_ok=True)
+    print(
+        f"genlab: training the frozen melcnn judge of {dataset.info.source} ({steps} steps, "
+        f"once; cached in {root})",
+        file=sys.stderr,
+    )
+    cfg = apply_overrides(default_config("melcnn"), AUDIO_RECIPE_OVERRIDES)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".train-") as tmp, torch.enable_grad():
+        torch.manual_seed(cfg.train.seed)
+        model = MelCNN(cfg.model, dataset.info)
+        (Path(tmp) / "run").mkdir()
+        trainer = Trainer(
+            model, dataset, cfg.train, Path(tmp) / "run", total_steps=steps,
+            quiet=not progress, distributed=False,
+        )  # fmt: skip
+        trainer.fit()
+        staged = Path(tmp) / "entry"
+        staged.mkdir()
+        weights = staged / "model.safetensors"
+        shutil.copy(checkpoint_dir(Path(tmp) / "run", "best") / "model.safetensors", weights)
+        model.load_state_dict(load_tensors(weights))
+        meta = {
+            "recipe": AUDIO_RECIPE,
+            "steps": steps,
+            "data": dataset.info.source,
+            "fingerprint": dataset.info.fingerprint,
+            "sha256": checksum(weights),
+            "test_accuracy": classifier_accuracy(model.eval(), dataset, batch_size=100),
+            "model": to_dict(cfg.model),
+        }
+        write_json_atomic(staged / "meta.json", meta)
+        if entry.exists():
+            shutil.rmtree(entry)
+        os.replace(staged, entry)
+    return load_audio_judge(dataset, steps=steps, cache_dir=cache_dir)

@@ -14,14 +14,17 @@ from genlab.models import (
     copula,
     ctgan,
     ddpm,
+    diffwave,
     gan,
     gpt,
+    melcnn,
     mlp,
     pixelcnn,
     rnn,
     simclr,
     tvae,
     vae,
+    wavenet,
 )
 from genlab.models.base import GenerativeModel
 
@@ -38,6 +41,9 @@ FAMILIES: dict[str, tuple[type[GenerativeModel], dict[str, Any]]] = {
     "tvae": (tvae.TVAE, tvae.PRESETS),
     "copula": (copula.Copula, copula.PRESETS),
     "simclr": (simclr.SimCLR, simclr.PRESETS),
+    "wavenet": (wavenet.WaveNet, wavenet.PRESETS),
+    "diffwave": (diffwave.DiffWave, diffwave.PRESETS),
+    "melcnn": (melcnn.MelCNN, {}),
 }
 
 

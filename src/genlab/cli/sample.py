@@ -45,6 +45,8 @@ EPILOG = """examples:
   genlab sample runs/pixelcnn --complete digit.png --rows 14 -n 8 --out completed.png
   genlab sample runs/chorales -n 4 --out chorale.mid      # MIDI + chorale-pianoroll.png
   genlab sample runs/chorales --prompt-midi opening.mid --out chorale.wav  # rendered audio
+  genlab sample runs/wavenet --class 7 -n 8 --out digits.wav      # digits-000.wav ... + PNG
+  genlab sample runs/wavenet --per-class -n 2 --bits 8 --out all.wav  # all-0.wav ... all-9.wav
 """
 
 TEXT_SEPARATOR = "\n" + "-" * 40 + "\n"
@@ -136,9 +138,10 @@ def trigger(mode: Mode) -> str:
 
 
 # parsing ------------------------------------------------------------------------------------
-def _base(cls: type | None, kind: str | None = None) -> argparse.ArgumentParser:
+def _base(cls: type | None, data_kind: str | None = None) -> argparse.ArgumentParser:
     """The arguments of every run's sampling; with `cls`, the family's and its modes' flags.
-    `kind`: the run's data kind (None: not known), which decides how -n counts by default."""
+    `data_kind`: the run's data kind (None: not known), which decides how -n counts by default
+    and which output flags show."""
     if cls is None:
         description = (
             "Generate from a trained run. The sampling options belong to the run's family:\n"
@@ -147,7 +150,7 @@ def _base(cls: type | None, kind: str | None = None) -> argparse.ArgumentParser:
     else:
         description = f"Generate from a trained '{cls.family}' run ({cls.description})."
     p = run_parser("genlab sample", description, EPILOG)
-    p.add_argument("-n", type=int, help=_n_help(cls, kind))
+    p.add_argument("-n", type=int, help=_n_help(cls, data_kind))
     p.add_argument(
         "--out",
         help="output file; its suffix picks the format of the run's data kind (images: .png "
@@ -156,6 +159,10 @@ def _base(cls: type | None, kind: str | None = None) -> argparse.ArgumentParser:
         "the kind's first suffix; streamed text goes to stdout",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    for kind in _output_kinds():  # shown for the run's data kind, known (hidden) for others
+        shown = kind.name == data_kind
+        group = p.add_argument_group(f"{kind.name} output") if shown else p
+        add_flags(group, kind.WriteOptions, quiet=not shown)
     add_checkpoint_args(p)
     add_device(p, what="sample")
     return p
@@ -184,9 +191,52 @@ def _n_help(cls: type | None, kind: str | None) -> str:
     return f"number of samples (default {default}{each})" + (f"; {also}" if also else "")
 
 
-def parser_for(cls: type, kind: str | None = None) -> argparse.ArgumentParser:
-    """`genlab sample` for a run of family class `cls` on data of kind `kind` (a name)."""
-    p = _base(cls, kind)
+def _output_kinds() -> list[Any]:
+    """The data kinds whose writers take options (their flags are offered to every run)."""
+    from genlab.data.kinds import KINDS
+
+    return [k for k in KINDS.values() if dataclasses.fields(k.WriteOptions)]
+
+
+def write_options(a: argparse.Namespace, kind: Any) -> dict[str, Any]:
+    """The writer options given for the run's data kind; a UsageError for another kind's."""
+    for other in _output_kinds():
+        if other is not kind and given(a, other.WriteOptions):
+            flags = [
+                fl.flag
+                for fl in flags_of(other.WriteOptions)
+                if fl.name in given(a, other.WriteOptions)
+            ]
+            raise UsageError(
+                f"{', '.join(flags)} applies to {other.name} output; this run's data is {kind.name}"
+            )
+    if not dataclasses.fields(kind.WriteOptions):
+        return {}
+    chosen = given(a, kind.WriteOptions)
+    return {
+        k: v
+        for k, v in dataclasses.asdict(options_from(a, kind.WriteOptions)).items()
+        if k in chosen
+    }
+
+
+def per_class_samples(model, n: int, generator, options: dict[str, Any]) -> tuple[Any, list[int]]:
+    """n samples of each class (or of --class only) and the class of each, for --per-class."""
+    import torch
+
+    if "class_label" not in options or not model.conditional:
+        raise UsageError(
+            "--per-class needs a class-conditional run (trained with --set model.conditional=true)"
+        )
+    chosen = options["class_label"]
+    ks = range(model.info.num_classes) if chosen is None else [chosen]
+    parts = [model.sample(n, generator=generator, **{**options, "class_label": k}) for k in ks]
+    return torch.cat(parts), [k for k in ks for _ in range(n)]
+
+
+def parser_for(cls: type, data_kind: str | None = None) -> argparse.ArgumentParser:
+    """`genlab sample` for a run of family class `cls` on data of kind `data_kind` (a name)."""
+    p = _base(cls, data_kind)
     if cls.SampleOptions is not NoOptions:
         add_flags(p.add_argument_group(f"'{cls.family}' sampling options"), cls.SampleOptions)
     for mode in modes_of(cls):
@@ -312,11 +362,17 @@ def run(words: list[str]) -> int:
     out = Path(a.out) if a.out and folder is None else None
     if out is not None:
         kind.check_suffix(out)
+    written = write_options(a, kind)
+    if written.get("per_class") and mode is not None:
+        raise UsageError(f"--per-class does not apply to {trigger(mode)}")
     if streams:
         return _stream(model, a, kind, out, g, options, device)
     nrow = None
     with torch.no_grad():
-        if mode is None:
+        if written.pop("per_class", False):
+            samples, written["classes"] = per_class_samples(model, a.n, g, options)
+            written["per_class"], name = True, "sample"
+        elif mode is None:
             samples, name = model.sample(a.n, generator=g, **options), "sample"
         elif mode.name == "interpolate":
             from genlab.sampling import interpolate
@@ -329,7 +385,7 @@ def run(words: list[str]) -> int:
         else:  # complete
             samples = _completions(model, a, how, g, options, device)
             nrow, name = min(a.n + 1, 9), "completion"
-    layout = {} if nrow is None else {"nrow": nrow}
+    layout = {**written, **({} if nrow is None else {"nrow": nrow})}
     if folder is not None:
         paths = kind.write_each(samples, folder, model.info, stem=f"{name}-seed{a.seed}", **layout)
     else:

@@ -494,6 +494,21 @@ def spectrogram_png(waves: np.ndarray, rate: int, *, n_fft: int = 256) -> bytes:
     return buf.getvalue()
 
 
+@dataclass(frozen=True)
+class AudioWriteOptions:
+    """The `genlab sample` flags of audio output."""
+
+    bits: int = 16
+    """WAV samples: 16-bit or 8-bit PCM."""
+    per_class: bool = False
+    """One WAV per class holding -n samples of it, 0.25 s of silence between them
+    (class-conditional runs; with a class given, that class only)."""
+
+    def validate(self) -> None:
+        if self.bits not in (8, 16):
+            raise UsageError(f"--bits must be 8 or 16; got {self.bits}")
+
+
 class AudioKind(DataKind):
     """Mono WAV clips, as mu-law tokens or float waveforms."""
 
@@ -501,6 +516,7 @@ class AudioKind(DataKind):
     description: ClassVar[str] = "a .wav file or a folder of them (mono, resampled to one rate)"
     Config: ClassVar[type] = AudioConfig
     Record: ClassVar[type] = AudioRecord
+    WriteOptions: ClassVar[type] = AudioWriteOptions
     suffixes: ClassVar[tuple[str, ...]] = (".wav", ".npy")
     tokens: ClassVar[bool] = True  # with data.audio.encoding=mulaw
 

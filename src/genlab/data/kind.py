@@ -73,6 +73,9 @@ class DataKind:
     tokens: ClassVar[bool] = False
     """Whether its examples can be token ids below the record's `vocab_size` (as its settings
     choose): the sequence families (genlab.sequence) read kinds that say so."""
+    WriteOptions: ClassVar[type] = NoSettings
+    """Dataclass of the writer's options (e.g. audio's bits): `genlab sample` builds flags from
+    it and passes those given to `write`."""
     builtins: ClassVar[dict[str, str]] = {}
     """Built-in data sets of this kind (name -> description) that `read_builtin` loads; they
     ship with genlab's dependencies (nothing is downloaded)."""

@@ -270,8 +270,8 @@ class GenerativeModel(nn.Module):
     """`--set` overrides of the smallest configuration that still learns: the contract and
     golden tests train every family with it, so a new family needs no test-fixture edit."""
     tiny_data: ClassVar[str] = "digits"
-    """The data the contract tests train `tiny` on: a built-in name, or "text" for a small
-    corpus the tests write."""
+    """The data the contract tests train `tiny` on: a built-in name, "text" for a small corpus
+    the tests write, or "audio" for small WAV clips they write."""
     one_pass_decode: ClassVar[bool] = False
     """Whether `decode(z)` (a `LatentSpace`) is one forward pass of a network, with no sampling
     loop: `genlab export` then exports it (latent codes -> data) as the family's generator."""

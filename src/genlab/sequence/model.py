@@ -37,6 +37,19 @@ def vocab_size_of(info: DataInfo) -> int:
     return int(getattr(info.record, "vocab_size", 0) or 0)
 
 
+def _context_setting(cfg: Any) -> str:
+    """The name of the model setting that holds the context (e.g. model.block_size), found as
+    the one whole-number setting equal to `cfg.context`."""
+    import dataclasses
+
+    names = [
+        f.name
+        for f in dataclasses.fields(cfg)
+        if isinstance(getattr(cfg, f.name), int) and getattr(cfg, f.name) == cfg.context
+    ]
+    return f"model.{names[0]}" if len(names) == 1 else "model context"
+
+
 class SequenceModel(GenerativeModel):
     """Base of autoregressive token models (gpt, rnn)."""
 
@@ -56,9 +69,11 @@ class SequenceModel(GenerativeModel):
             raise RunError(f"the data description of '{info.source}' has no vocabulary size")
         self.vocab_size = vocab_size
         if info.shape and info.shape[0] != cfg.context:
+            setting = _context_setting(cfg)
             raise UsageError(
                 f"the data was cut into windows of {info.shape[0]} tokens but the model's "
-                f"context is {cfg.context}; load the data with the model's context"
+                f"context ({setting}) is {cfg.context}; load the data with the model's "
+                f"context, or set {setting}={info.shape[0]} to match the data"
             )
 
     # to implement -----------------------------------------------------------------------------
