@@ -1,4 +1,4 @@
-"""genlab's command line: list | train | sample | eval | bench.
+"""genlab's command line: list | train | sample | eval | bench | store | serve.
 
 Exit status: 0 success, 1 data or run-time error, 2 usage or configuration error, 130 stopped
 by Ctrl-C (after saving a checkpoint). Errors print one line; --debug shows the traceback.
@@ -30,7 +30,7 @@ def _verb_words(argv: list[str], verb: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    from genlab.cli import bench, evaluation, listing, parser, sample, train
+    from genlab.cli import bench, evaluation, listing, parser, sample, serve, store, train
 
     argv = list(sys.argv[1:] if argv is None else argv)
     top = parser.top_parser()
@@ -48,7 +48,13 @@ def main(argv: list[str] | None = None) -> int:
             return verb_run(words)
     else:
         args = top.parse_args(argv)  # strict: an unknown word is argparse's usage error
-        verb_run = {"list": listing.run, "train": train.run, "bench": bench.run}[args.verb]
+        verb_run = {
+            "list": listing.run,
+            "train": train.run,
+            "bench": bench.run,
+            "store": store.run,
+            "serve": serve.run,
+        }[args.verb]
 
         def call() -> int:
             return verb_run(args)

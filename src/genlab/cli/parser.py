@@ -64,7 +64,7 @@ def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
 def top_parser() -> argparse.ArgumentParser:
     """`genlab` with its verbs. `sample` and `eval` are listed here but parsed by their modules,
     which first read the run's family to know its options."""
-    from genlab.cli import bench, evaluation, listing, sample, train
+    from genlab.cli import bench, evaluation, listing, sample, serve, store, train
 
     p = argparse.ArgumentParser(
         prog="genlab",
@@ -78,6 +78,8 @@ def top_parser() -> argparse.ArgumentParser:
     sub.add_parser("sample", help=sample.HELP, add_help=False)
     sub.add_parser("eval", help=evaluation.HELP, add_help=False)
     bench.add_parser(sub)
+    store.add_parser(sub)
+    serve.add_parser(sub)
     return p
 
 

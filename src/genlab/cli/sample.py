@@ -163,6 +163,26 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     add_checkpoint_args(p)
     add_device(p, what="sample")
+    s = p.add_argument_group("keeping samples in the store ('genlab store')")
+    s.add_argument(
+        "--store",
+        action="store_true",
+        help="also record each sample in the store (runs/store or $GENLAB_STORE): duplicates "
+        "are reported, not stored twice; find them with 'genlab store search'",
+    )
+    s.add_argument(
+        "--store-path",
+        metavar="PATH",
+        help="record in this store instead: a folder or a postgresql:// address (implies --store)",
+    )
+    s.add_argument(
+        "--feature-steps",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="with --store, images: the frozen cnn judge (as for genlab eval) whose features "
+        "embed them (default 2000)",
+    )
     return p
 
 
@@ -277,6 +297,9 @@ def run(words: list[str]) -> int:
     options = dataclasses.asdict(options_from(a, cls.SampleOptions))
     mode = active_mode(a, cls)
     how = options_from(a, mode.options) if mode else None
+    keep = a.store or a.store_path is not None
+    if keep and mode is not None:
+        raise UsageError(f"--store records plain samples; it does not go with {trigger(mode)}")
     if a.n is not None and a.n < 1:
         raise UsageError(f"-n must be at least 1; got {a.n}")
     device = resolve_device(a.device)
@@ -292,7 +315,10 @@ def run(words: list[str]) -> int:
     if out is not None:
         kind.check_suffix(out)
     if streams:
-        return _stream(model, a, kind, out, g, options, device)
+        status, samples = _stream(model, a, kind, out, g, options, device)
+        if keep:
+            _keep(model, a, samples, options)
+        return status
     nrow = None
     with torch.no_grad():
         if mode is None:
@@ -312,10 +338,37 @@ def run(words: list[str]) -> int:
     paths = kind.write(samples, out, model.info, **({} if nrow is None else {"nrow": nrow}))
     shown = ", ".join(str(p) for p in paths)
     print(f"wrote {shown} ({len(samples)} {kind.name} samples from {model.checkpoint})")
+    if keep:
+        _keep(model, a, samples, options)
     return 0
 
 
-def _stream(model, a, kind, out, g, options: dict[str, Any], device) -> int:
+def _keep(model, a: argparse.Namespace, samples: Any, options: dict[str, Any]) -> None:
+    """Record the samples in the store (--store, --store-path) and say what was kept."""
+    from genlab.store import open_store
+    from genlab.store.record import record, register_run
+
+    if a.feature_steps < 1:
+        raise UsageError(f"--feature-steps must be at least 1; got {a.feature_steps}")
+    with open_store(a.store_path) as store:
+        name = register_run(store, a.run_dir)
+        prompt = options.get("prompt") if isinstance(options.get("prompt"), str) else None
+        added = record(
+            store, model, name, samples, seed=a.seed, options=options, prompt=prompt or None,
+            judge_steps=a.feature_steps,
+        )  # fmt: skip
+        where = getattr(store, "root", None) or "the PostgreSQL store"
+    counts = {s: sum(x.status == s for x in added) for s in ("new", "duplicate", "near-duplicate")}
+    dups = [f"{x.status} of {x.id}" for x in added if x.status != "new"]
+    print(
+        f"stored {counts['new']} new generations in {where}; {counts['duplicate']} duplicates "
+        f"and {counts['near-duplicate']} near-duplicates not stored again"
+        + (f" ({', '.join(dups[:5])}{', ...' if len(dups) > 5 else ''})" if dups else ""),
+        file=sys.stderr,
+    )
+
+
+def _stream(model, a, kind, out, g, options: dict[str, Any], device) -> tuple[int, list[str]]:
     """Print -n samples as they are generated; write them to --out as well."""
     import torch
 
@@ -343,7 +396,7 @@ def _stream(model, a, kind, out, g, options: dict[str, Any], device) -> int:
         paths = kind.write(samples, out, model.info)
         shown = ", ".join(str(p) for p in paths)
         print(f"wrote {shown} ({a.n} {kind.name} samples from {model.checkpoint})", file=sys.stderr)
-    return 0
+    return 0, samples
 
 
 def _reconstructions(model, a: argparse.Namespace, how: Reconstruction, device) -> tuple[Any, int]:

@@ -425,6 +425,11 @@ class Store:
         )
         return [self._generation(r) for r in rows]
 
+    def vector_of(self, gid: int) -> tuple[str, np.ndarray] | None:
+        """The embedding space and vector of a stored generation (None: not embedded)."""
+        rows = self._query("SELECT space, vector FROM embeddings WHERE gen_id = ?", (gid,))
+        return (rows[0][0], self._vector_value(rows[0][1])) if rows else None
+
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM generations")[0][0])
 

