@@ -148,13 +148,15 @@ def train(
     resume: bool = False,
     quiet: bool = False,
     init_from: str | Path | None = None,
+    tracker: str | None = None,
 ) -> Path:
     """Train `family` on `data` into run directory `out`; returns the run directory.
 
     `overrides` are `key.path=value` strings as for `--set`. With `resume`, the run continues
     from its latest checkpoint up to `steps` total optimizer steps. With `init_from` (a run
     directory of the same family), a new run starts from that run's weights (best checkpoint),
-    model settings and data files such as its tokenizer: fine-tuning.
+    model settings and data files such as its tokenizer: fine-tuning. With `tracker` ("mlflow"
+    or "tensorboard", genlab.tracking) the settings, metrics and files also go to that tracker.
     """
     out = Path(out)
     if not resume and (list_checkpoints(out) or (out / "checkpoints" / "latest").is_symlink()):
@@ -226,7 +228,18 @@ def train(
         trainer.judge = load_judge(dataset.info.source, steps=model.judge_steps())
     if resume:
         trainer.resume()
-    state = trainer.fit()
+    track = None
+    if tracker is not None and trainer.dist.main:
+        from genlab.tracking import make_tracker
+
+        track = make_tracker(tracker, out)
+        track.start({"family": family, **to_dict(cfg)})
+        trainer.log_hooks.append(track)
+    try:
+        state = trainer.fit()
+    finally:
+        if track is not None:
+            track.finish(out)
     if trainer.dist.main and not model.discriminative and dataset.info.kind == "image":
         with torch.no_grad():
             g = torch.Generator(device=trainer.device).manual_seed(tc.seed)

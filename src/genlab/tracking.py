@@ -49,8 +49,9 @@ class Tracker:
 
 
 class MLflowTracker(Tracker):
-    """Logs to a local MLflow store: `where` (default: the run's mlruns/ folder) as a file
-    store URI; the experiment is named after the run directory."""
+    """Logs to a local MLflow store: `where` (a tracking URI; default: the SQLite database
+    mlflow.db in the run directory, artifacts in its mlartifacts/ folder); the experiment is
+    named after the run directory."""
 
     name = "mlflow"
 
@@ -61,12 +62,19 @@ class MLflowTracker(Tracker):
             raise UsageError(
                 "--tracker mlflow needs MLflow: pip install 'genlab[tracking]'"
             ) from None
-        uri = where or (Path(run_dir) / "mlruns").resolve().as_uri()
-        self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
-        name = Path(run_dir).resolve().name
+        run_dir = Path(run_dir).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.uri = where or f"sqlite:///{run_dir / 'mlflow.db'}"
+        self.client = MlflowClient(tracking_uri=self.uri)
+        name = run_dir.name
         exp = self.client.get_experiment_by_name(name)
-        exp_id = exp.experiment_id if exp else self.client.create_experiment(name)
+        exp_id = (
+            exp.experiment_id
+            if exp
+            else self.client.create_experiment(
+                name, artifact_location=(run_dir / "mlartifacts").as_uri()
+            )
+        )
         self.run_id = self.client.create_run(exp_id, run_name=name).info.run_id
 
     def start(self, params: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,8 @@ class Trainer:
     ) -> None:
         self.cfg, self.data, self.run_dir, self.quiet = cfg, data, Path(run_dir), quiet
         self.judge = judge
+        self.log_hooks: list[Callable[[dict[str, Any]], None]] = []
+        """Called with every record `log` writes to metrics.jsonl (experiment trackers)."""
         self.device = training_device(cfg.device)
         self.dist: Dist = setup_distributed(self.device) if distributed else Dist()
         if cfg.batch_size % self.dist.world:
@@ -284,6 +287,8 @@ class Trainer:
         if self.dist.main:
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
+            for hook in self.log_hooks:
+                hook(record)
 
     # evaluation -----------------------------------------------------------------------------
     @torch.no_grad()
