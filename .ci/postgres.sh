@@ -24,7 +24,7 @@ genlab_ci_services() {
     fi
 
     local bin dir=/tmp/genlab-ci-pg port=55432
-    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    bin=$( (ls -d /usr/lib/postgresql/*/bin 2>/dev/null || true) | sort -V | tail -1)
     if [ -z "$bin" ] || ! id postgres >/dev/null 2>&1; then
         echo "ci: no PostgreSQL server installed: the PostgreSQL store tests will skip" >&2
         return 0
@@ -45,4 +45,13 @@ genlab_ci_services() {
     fi
 }
 
-genlab_ci_services
+genlab_ci_stop() {
+    local bin
+    bin=$( (ls -d /usr/lib/postgresql/*/bin 2>/dev/null || true) | sort -V | tail -1)
+    if [ -n "$bin" ] && [ -f /tmp/genlab-ci-pg/data/postmaster.pid ]; then
+        su postgres -s /bin/sh -c "$bin/pg_ctl -D /tmp/genlab-ci-pg/data -m fast -w stop" \
+            >/dev/null 2>&1 || true
+    fi
+}
+
+genlab_ci_services || echo "ci: could not prepare the test services; their tests will skip" >&2
