@@ -146,8 +146,9 @@ def option_fields(cls: type) -> list[dict[str, Any]]:
     out = []
     for f in dataclasses.fields(cls):
         default = None if f.default is dataclasses.MISSING else f.default
-        out.append({"name": f.name, "type": str(hints[f.name]).replace("typing.", ""),
-                    "default": default})  # fmt: skip
+        tp = hints[f.name]
+        shown = tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+        out.append({"name": f.name, "type": shown, "default": default})
     return out
 
 
@@ -208,6 +209,10 @@ def create_app(
     @app.exception_handler(GenlabError)
     async def _genlab_error(request: Request, e: GenlabError) -> JSONResponse:
         return error(400, str(e))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, e: Exception) -> JSONResponse:
+        return error(500, f"internal error ({type(e).__name__}: {e}); see the server's log")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:

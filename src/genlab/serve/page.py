@@ -86,17 +86,25 @@ async function loadInfo() {
   $("n").max = info.limits.max_n;
 }
 
+let runsAsked = 0;
 async function loadRuns() {
+  const ask = ++runsAsked;
+  let got;
   try {
-    runs = await (await api("/api/runs")).json();
-  } catch (e) { say(e.message); return; }
+    got = await (await api("/api/runs")).json();
+  } catch (e) { if (ask === runsAsked) say(e.message); return; }
+  if (ask !== runsAsked) return;  // a later request answers
+  runs = got;
+  say("");
   const sel = $("run");
+  const kept = sel.value;
   sel.innerHTML = "";
   for (const r of runs) {
     const o = document.createElement("option");
     o.value = r.name; o.textContent = r.name + " (" + r.family + ", " + r.kind + ")";
     sel.appendChild(o);
   }
+  if (runs.some((r) => r.name === kept)) sel.value = kept;
   if (!runs.length) say("no runs found: train one with 'genlab train'");
   showOptions();
 }
