@@ -88,7 +88,7 @@ def record(
         judge = embed.image_judge(model.info.source, judge_steps)
         feats, classes = judge.embed(samples)
         vectors, space = list(feats), judge.space
-        words = [f"class {c} looks like {c}" for c in classes]
+        words = [f"class {c}" for c in classes]
     out = []
     for i in range(n):
         content, suffix = sample_bytes(kind, samples[i : i + 1], model.info)
