@@ -177,6 +177,7 @@ def train(
     resume: bool = False,
     quiet: bool = False,
     init_from: str | Path | None = None,
+    tracker: str | None = None,
 ) -> Path:
     """Train `family` on `data` into run directory `out`; returns the run directory.
 
@@ -184,7 +185,9 @@ def train(
     from its latest checkpoint up to `steps` total optimizer steps. With `init_from` (a run
     directory of the same family), a new run starts from that run's weights (best checkpoint),
     model settings and data files such as its tokenizer: fine-tuning. `data` may also be a
-    loaded `Dataset` (e.g. real plus generated examples, genlab.synthetic), used as it is.
+    loaded `Dataset` (e.g. real plus generated examples, genlab.synthetic), used as it is. With
+    `tracker` ("mlflow" or "tensorboard", genlab.tracking) the settings, metrics and files also
+    go to that tracker.
     """
     out = Path(out)
     if not resume and (list_checkpoints(out) or (out / "checkpoints" / "latest").is_symlink()):
@@ -266,7 +269,18 @@ def train(
         trainer.judge = load_judge(dataset.info.source, steps=model.judge_steps())
     if resume:
         trainer.resume()
-    state = trainer.fit()
+    track = None
+    if tracker is not None and trainer.dist.main:
+        from genlab.tracking import make_tracker
+
+        track = make_tracker(tracker, out)
+        track.start({"family": family, **to_dict(cfg)})
+        trainer.log_hooks.append(track)
+    try:
+        state = trainer.fit()
+    finally:
+        if track is not None:
+            track.finish(out)
     if trainer.dist.main and model.generates() and dataset.info.kind == "image":
         with torch.no_grad():
             g = torch.Generator(device=trainer.device).manual_seed(tc.seed)

@@ -1,5 +1,5 @@
 """genlab's command line: list | train | sample | eval | bench | runs | info | plot | predict |
-export | anomaly | augment.
+export | anomaly | augment | store | serve.
 
 Exit status: 0 success, 1 data or run-time error, 2 usage or configuration error, 130 stopped
 by Ctrl-C (after saving a checkpoint). Errors print one line; --debug shows the traceback.
@@ -42,6 +42,8 @@ VERBS = {
     "export": ("export", "run"),
     "anomaly": ("anomaly", "run"),
     "augment": ("augment", "run"),
+    "store": ("store", "run"),
+    "serve": ("serve", "run"),
 }
 """verb -> (its module in genlab.cli, the function that runs it), imported when the verb runs:
 `genlab --version` imports no verb's dependencies (torch among them)."""

@@ -66,7 +66,19 @@ def top_parser() -> argparse.ArgumentParser:
     which first read the run's family to know its options. The verb modules imported here read
     no model code at import time (torch is imported when a verb runs), so `genlab --version`
     and `genlab --help` stay quick."""
-    from genlab.cli import anomaly, augment, bench, export, listing, plot, predict, runs, train
+    from genlab.cli import (
+        anomaly,
+        augment,
+        bench,
+        export,
+        listing,
+        plot,
+        predict,
+        runs,
+        serve,
+        store,
+        train,
+    )  # fmt: skip
 
     p = argparse.ArgumentParser(
         prog="genlab",
@@ -86,6 +98,8 @@ def top_parser() -> argparse.ArgumentParser:
     export.add_parser(sub)
     anomaly.add_parser(sub)
     augment.add_parser(sub)
+    store.add_parser(sub)
+    serve.add_parser(sub)
     return p
 
 

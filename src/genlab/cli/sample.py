@@ -165,6 +165,26 @@ def _base(cls: type | None, data_kind: str | None = None) -> argparse.ArgumentPa
         add_flags(group, kind.WriteOptions, quiet=not shown)
     add_checkpoint_args(p)
     add_device(p, what="sample")
+    s = p.add_argument_group("keeping samples in the store ('genlab store')")
+    s.add_argument(
+        "--store",
+        action="store_true",
+        help="also record each sample in the store (runs/store or $GENLAB_STORE): duplicates "
+        "are reported, not stored twice; find them with 'genlab store search'",
+    )
+    s.add_argument(
+        "--store-path",
+        metavar="PATH",
+        help="record in this store instead: a folder or a postgresql:// address (implies --store)",
+    )
+    s.add_argument(
+        "--feature-steps",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="with --store, images: the frozen cnn judge (as for genlab eval) whose features "
+        "embed them (default 2000)",
+    )
     return p
 
 
@@ -345,6 +365,9 @@ def run(words: list[str]) -> int:
     options = dataclasses.asdict(options_from(a, cls.SampleOptions))
     mode = active_mode(a, cls)
     how = options_from(a, mode.options) if mode else None
+    keep = a.store or a.store_path is not None
+    if keep and mode is not None:
+        raise UsageError(f"--store records plain samples; it does not go with {trigger(mode)}")
     if a.n is not None and a.n < 1:
         raise UsageError(f"-n must be at least 1; got {a.n}")
     device = resolve_device(a.device)
@@ -366,7 +389,10 @@ def run(words: list[str]) -> int:
     if written.get("per_class") and mode is not None:
         raise UsageError(f"--per-class does not apply to {trigger(mode)}")
     if streams:
-        return _stream(model, a, kind, out, g, options, device)
+        status, samples = _stream(model, a, kind, out, g, options, device)
+        if keep:
+            _keep(model, a, samples, options)
+        return status
     nrow = None
     with torch.no_grad():
         if written.pop("per_class", False):
@@ -393,6 +419,8 @@ def run(words: list[str]) -> int:
         paths = kind.write(samples, out, model.info, **layout)
     shown = _shown(paths)
     print(f"wrote {shown} ({len(samples)} {kind.name} samples from {model.checkpoint})")
+    if keep:
+        _keep(model, a, samples, options)
     return 0
 
 
@@ -410,7 +438,32 @@ def _shown(paths: list[Path]) -> str:
     return f"{paths[0]}, {paths[1]} ... {paths[-1].name} ({len(paths)} files)"
 
 
-def _stream(model, a, kind, out, g, options: dict[str, Any], device) -> int:
+def _keep(model, a: argparse.Namespace, samples: Any, options: dict[str, Any]) -> None:
+    """Record the samples in the store (--store, --store-path) and say what was kept."""
+    from genlab.store import open_store
+    from genlab.store.record import record, register_run
+
+    if a.feature_steps < 1:
+        raise UsageError(f"--feature-steps must be at least 1; got {a.feature_steps}")
+    with open_store(a.store_path) as store:
+        name = register_run(store, a.run_dir)
+        prompt = options.get("prompt") if isinstance(options.get("prompt"), str) else None
+        added = record(
+            store, model, name, samples, seed=a.seed, options=options, prompt=prompt or None,
+            judge_steps=a.feature_steps,
+        )  # fmt: skip
+        where = getattr(store, "root", None) or "the PostgreSQL store"
+    counts = {s: sum(x.status == s for x in added) for s in ("new", "duplicate", "near-duplicate")}
+    dups = [f"{x.status} of {x.id}" for x in added if x.status != "new"]
+    print(
+        f"stored {counts['new']} new generations in {where}; {counts['duplicate']} duplicates "
+        f"and {counts['near-duplicate']} near-duplicates not stored again"
+        + (f" ({', '.join(dups[:5])}{', ...' if len(dups) > 5 else ''})" if dups else ""),
+        file=sys.stderr,
+    )
+
+
+def _stream(model, a, kind, out, g, options: dict[str, Any], device) -> tuple[int, list[str]]:
     """Print -n samples as they are generated; write them to --out as well."""
     import torch
 
@@ -442,7 +495,7 @@ def _stream(model, a, kind, out, g, options: dict[str, Any], device) -> int:
             paths = kind.write(samples, out, model.info)
         shown = _shown(paths)
         print(f"wrote {shown} ({a.n} {kind.name} samples from {model.checkpoint})", file=sys.stderr)
-    return 0
+    return 0, samples
 
 
 def _reconstructions(model, a: argparse.Namespace, how: Reconstruction, device) -> tuple[Any, int]:

@@ -65,6 +65,12 @@ def add_parser(sub: Any) -> None:
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument(
+        "--tracker",
+        choices=("mlflow", "tensorboard"),
+        help="also log settings, metrics and files to MLflow (RUN/mlflow.db) or TensorBoard "
+        "(RUN/tensorboard); needs the tracking extra",
+    )
+    t.add_argument(
         "--print-config",
         action="store_true",
         help="print the full configuration (after preset and --set) and exit",
@@ -114,6 +120,7 @@ def run(a: argparse.Namespace) -> int:
         resume=a.resume,
         quiet=a.quiet,
         init_from=a.init_from,
+        tracker=a.tracker,
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
         print_summary(Path(run_dir))

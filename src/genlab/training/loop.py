@@ -23,6 +23,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,8 @@ class Trainer:
         self.elapsed_before = 0.0
         """Training seconds of the run before this process (read back on resume)."""
         self.clock = time.perf_counter()
+        self.log_hooks: list[Callable[[dict[str, Any]], None]] = []
+        """Called with every record `log` writes to metrics.jsonl (experiment trackers)."""
         self.device = training_device(cfg.device)
         self.dist: Dist = setup_distributed(self.device) if distributed else Dist()
         if cfg.batch_size % self.dist.world:
@@ -291,6 +294,8 @@ class Trainer:
             elapsed = self.elapsed_before + time.perf_counter() - self.clock
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps({**record, "elapsed_s": round(elapsed, 3)}) + "\n")
+            for hook in self.log_hooks:
+                hook(record)
 
     # evaluation -----------------------------------------------------------------------------
     @torch.no_grad()
