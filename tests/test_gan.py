@@ -230,3 +230,53 @@ def test_the_summary_says_the_latest_checkpoint_counts_as_best(tmp_path, capsys)
     assert "step 4, validation loss" in out and "the latest counts as best" in out
     assert "at step" not in out
     assert f"next: genlab sample {run}   |   genlab eval {run}" in out
+
+
+# the stable recipe ----------------------------------------------------------------------------
+def test_the_default_recipe_is_ttur_r1_and_diffaug():
+    cfg = default_config("gan").model
+    assert cfg.d_lr > cfg.g_lr and cfg.r1_gamma > 0 and cfg.r1_every >= 1 and cfg.diffaug
+    assert default_config("gan", "mnist").train.ema_decay > 0  # and the generator's EMA
+    assert default_config("gan", "wgan").model.r1_gamma == 0  # its own penalty instead
+    with pytest.raises(UsageError, match="r1_every"):
+        apply_overrides(default_config("gan"), ["model.r1_every=0"]).model.validate()
+
+
+def test_diff_augment_translates_and_cuts_out_differentiably():
+    from genlab.models.gan import diff_augment
+
+    x = torch.arange(64.0).view(1, 1, 8, 8)
+    # u = 0.5 everywhere: no shift (the middle of [-1, 1]) and a 4x4 hole centred at (4, 4)
+    out = diff_augment(x, torch.full((1, 4), 0.5))
+    hole = torch.zeros(8, 8, dtype=torch.bool)
+    hole[2:6, 2:6] = True
+    assert torch.equal(out[0, 0][~hole], x[0, 0][~hole]) and (out[0, 0][hole] == 0).all()
+    # u = 0 along y: the image moves up by one row... (shift -1), the last row is empty; the
+    # cut-out square centred at (0, 0) covers rows and columns 0-1
+    out = diff_augment(x, torch.tensor([[0.0, 0.5, 0.0, 0.0]]))
+    assert torch.equal(out[0, 0, 2:7], x[0, 0, 3:8]) and (out[0, 0, 7] == 0).all()
+    assert (out[0, 0, :2, :2] == 0).all() and torch.equal(out[0, 0, :2, 2:], x[0, 0, 1:3, 2:])
+    # gradients reach every pixel that stays visible, and only those
+    x = x.requires_grad_(True)
+    diff_augment(x, torch.full((1, 4), 0.5)).sum().backward()
+    assert torch.equal(x.grad[0, 0] == 1, ~hole)
+
+
+def test_r1_penalty_is_the_squared_input_gradient_and_lazy(digits):
+    model = tiny_gan(digits)
+    x = digits.batch("train", torch.arange(8))["x"]
+    xi = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model.discriminator(xi).sum(), xi)
+    penalty = model.r1_penalty(x, None)
+    assert float(penalty.detach()) == pytest.approx(float(g.pow(2).sum() / len(x)), rel=1e-5)
+    # lazy: it changes the discriminator's step only on steps that are multiples of r1_every
+    batch = digits.batch("train", torch.arange(32))
+
+    def d_after(step: int, gamma: float) -> torch.Tensor:
+        m = tiny_gan(digits, f"model.r1_gamma={gamma}", "model.r1_every=2")
+        torch.manual_seed(1)
+        m.train_step(batch, helper(m), step)
+        return m.discriminator.head.weight.detach()
+
+    assert torch.equal(d_after(1, 0.0), d_after(1, 100.0))
+    assert not torch.equal(d_after(2, 0.0), d_after(2, 100.0))

@@ -15,6 +15,12 @@ Losses (`loss`), with D(x) the discriminator's logit:
 - `wgan-gp` (Gulrajani et al. 2017): D minimizes D(G(z)) - D(x) plus
   gp_weight * (|grad D(x_hat)| - 1)^2 at random interpolates x_hat; G minimizes -D(G(z)).
 
+The default recipe is the one that keeps small-data training stable: two time-scale learning
+rates (`d_lr` above `g_lr`), the R1 penalty on real images (`r1_gamma`, lazily every `r1_every`
+steps), differentiable augmentation of everything the discriminator sees (`diffaug`: random
+translation and cutout, Zhao et al. 2020) and, in the presets, an EMA of the generator's weights
+(`train.ema_decay`), which sampling uses.
+
 Training is adversarial, so the family owns `train_step` (one discriminator update, then one
 generator update per batch, each with its own Adam optimizer, each through the loop's step
 helper, which averages gradients across processes under torchrun, clips them and runs bf16
@@ -57,10 +63,22 @@ class Config:
     """wgan-gp: weight of the gradient penalty (Gulrajani et al. 2017 use 10)."""
     spectral_norm: bool = False
     """Spectral normalization of every discriminator layer (Miyato et al. 2018)."""
-    g_lr: float = 2e-4
+    r1_gamma: float = 1.0
+    """Weight gamma of the R1 penalty (gamma / 2) E|grad_x D(x)|^2 on real images (Mescheder et
+    al. 2018), which keeps the discriminator smooth around the data; 0 turns it off."""
+    r1_every: int = 4
+    """Lazy regularization (Karras et al. 2020): the R1 penalty every this many steps, scaled by
+    it, so that its average weight stays gamma."""
+    diffaug: bool = True
+    """Differentiable augmentation (Zhao et al. 2020, DiffAugment): every image the discriminator
+    sees, real or generated, in both players' updates, is randomly translated (up to 1/8 of its
+    size, zero padding) and has a random square of half its size cut out; the generator gets
+    gradients through it. It keeps the discriminator from memorizing small data sets."""
+    g_lr: float = 1e-4
     """Generator learning rate (Adam); train.warmup_steps and train.schedule shape it over time."""
-    d_lr: float = 2e-4
-    """Discriminator learning rate (Adam); TTUR (Heusel et al. 2017) sets it above g_lr."""
+    d_lr: float = 4e-4
+    """Discriminator learning rate (Adam); two time-scale updates (TTUR, Heusel et al. 2017) set
+    it above g_lr, so that the discriminator tracks the generator closely."""
     g_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     """Generator Adam betas (DCGAN: 0.5, 0.999)."""
     d_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
@@ -84,6 +102,11 @@ class Config:
             betas = getattr(self, name)
             if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
                 raise UsageError(f"model.{name} takes two numbers in [0, 1); got {betas}")
+        if self.r1_gamma < 0 or self.r1_every < 1:
+            raise UsageError(
+                "model.r1_gamma must be 0 or more and model.r1_every at least 1; "
+                f"got {self.r1_gamma}, {self.r1_every}"
+            )
         if self.gp_weight < 0 or self.monitor_samples < 0 or self.monitor_classifier_steps < 1:
             raise UsageError(
                 "model.gp_weight and model.monitor_samples must be 0 or more and "
@@ -150,6 +173,34 @@ class Discriminator(nn.Module):
         if self.embed is not None:  # projection discriminator
             logit = logit + (self.embed(y) * h).sum(1)
         return logit
+
+
+def diff_augment(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """DiffAugment's translation and cutout of images x (B, C, H, W), differentiable in x.
+
+    u (B, 4), uniform in [0, 1): per image, the shift along y and x (up to 1/8 of the size each
+    way; the uncovered border is 0) and the centre of the cut-out square (half the size; its
+    part inside the image becomes 0)."""
+    b, _, h, w = x.shape
+    ry, rx = max(1, round(h / 8)), max(1, round(w / 8))
+    sy = (u[:, 0] * (2 * ry + 1)).long() - ry  # (B,) in [-ry, ry]
+    sx = (u[:, 1] * (2 * rx + 1)).long() - rx
+    rows = torch.arange(h, device=x.device)
+    cols = torch.arange(w, device=x.device)
+    # translation: out[i, j] = x[i - sy, j - sx], read from the zero-padded image
+    padded = F.pad(x, [rx, rx, ry, ry])  # (B, C, H + 2 ry, W + 2 rx)
+    iy = (rows[None, :] - sy[:, None] + ry)[:, :, None]  # (B, H, 1)
+    ix = (cols[None, :] - sx[:, None] + rx)[:, None, :]  # (B, 1, W)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    x = padded.permute(0, 2, 3, 1)[batch, iy, ix].permute(0, 3, 1, 2)  # (B, C, H, W)
+    # cutout: zero the (H/2, W/2) square with its centre at (cy, cx)
+    sh, sw = max(1, h // 2), max(1, w // 2)
+    top = (u[:, 2] * h).long() - sh // 2  # (B,)
+    left = (u[:, 3] * w).long() - sw // 2
+    inside_y = ((rows[None, :] - top[:, None]) >= 0) & ((rows[None, :] - top[:, None]) < sh)
+    inside_x = ((cols[None, :] - left[:, None]) >= 0) & ((cols[None, :] - left[:, None]) < sw)
+    keep = ~(inside_y[:, :, None] & inside_x[:, None, :])  # (B, H, W)
+    return x * keep[:, None].to(x.dtype)
 
 
 @dataclass(frozen=True)
@@ -255,29 +306,47 @@ class GAN(GenerativeModel):
             ),
         }
 
+    def augment(self, x: torch.Tensor, helper: Updates) -> torch.Tensor:
+        """What the discriminator sees of images x in training: x, or its DiffAugment."""
+        if not self.cfg.diffaug:
+            return x
+        return diff_augment(x, helper.rand(x.shape[0], 4, device=x.device))
+
+    def r1_penalty(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """E |grad_x D(x)|^2 at the real images x (the R1 penalty without its gamma / 2)."""
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.discriminator(x, y).sum(), x, create_graph=True)
+        return grad.flatten(1).pow(2).sum(1).mean()
+
     def train_step(
         self, batch: dict[str, torch.Tensor], helper: Updates, step: int
     ) -> dict[str, torch.Tensor]:
-        """One discriminator update, then one generator update, on one batch; `helper` steps
-        the optimizers and draws the noise (genlab.models.base.Updates)."""
+        """One discriminator update (adversarial loss, plus the R1 penalty every r1_every steps),
+        then one generator update, on one batch; both players see augmented images when diffaug
+        is on. `helper` steps the optimizers and draws the noise (genlab.models.base.Updates)."""
+        c = self.cfg
         x, y = batch["x"], self.batch_labels(batch)
-        z = helper.randn(x.shape[0], self.cfg.latent_dim, device=self.device)
+        z = helper.randn(x.shape[0], c.latent_dim, device=self.device)
         # 1. discriminator: real images up, the generator's (fixed) images down
         fake = self._generate(z, y).detach()  # (B, C, H, W)
-        d_real, d_fake = self.discriminator(x, y), self.discriminator(fake, y)
+        real_seen, fake_seen = self.augment(x, helper), self.augment(fake, helper)
+        d_real, d_fake = self.discriminator(real_seen, y), self.discriminator(fake_seen, y)
         d_loss = self.d_loss(d_real, d_fake)
         out = {"loss": d_loss.detach(), **self._accuracies(d_real.detach(), d_fake.detach())}
-        if self.cfg.loss == "wgan-gp":
+        if c.loss == "wgan-gp":
             gp = self.gradient_penalty(
-                x, fake, y, helper.rand(x.shape[0], 1, 1, 1, device=x.device)
+                real_seen, fake_seen, y, helper.rand(x.shape[0], 1, 1, 1, device=x.device)
             )
-            d_loss = d_loss + self.cfg.gp_weight * gp
+            d_loss = d_loss + c.gp_weight * gp
             out["gp"] = gp.detach()
+        if c.r1_gamma > 0 and step % c.r1_every == 0:  # lazy: every r1_every steps, scaled up
+            d_loss = d_loss + c.r1_gamma / 2 * c.r1_every * self.r1_penalty(real_seen, y)
         helper.update("discriminator", d_loss)
         # 2. generator: make the (just updated) discriminator call its images real
         self.discriminator.requires_grad_(False)  # its gradients would be thrown away
         try:
-            g_loss = self.g_loss(self.discriminator(self._generate(z, y), y))
+            seen = self.augment(self._generate(z, y), helper)
+            g_loss = self.g_loss(self.discriminator(seen, y))
             helper.update("generator", g_loss)
         finally:
             self.discriminator.requires_grad_(True)
@@ -364,7 +433,8 @@ class GAN(GenerativeModel):
 
 
 def mnist_preset(run):
-    """28x28 digits: the DCGAN recipe (Adam 2e-4, betas 0.5/0.999, constant rate), EMA of G."""
+    """28x28 digits: DCGAN's networks and Adam betas with the stable recipe (TTUR rates, lazy
+    R1, DiffAugment), a constant rate and an EMA of the generator."""
     run.model.latent_dim = 64
     run.model.channels = [64, 128]
     run.train.batch_size = 64
@@ -377,11 +447,13 @@ def mnist_preset(run):
 
 
 def wgan_preset(run):
-    """WGAN-GP with spectral norm off, TTUR learning rates and betas (0, 0.9)."""
+    """WGAN-GP (its gradient penalty replaces R1) with spectral norm off, TTUR learning rates
+    and betas (0, 0.9)."""
     run = mnist_preset(run)
     run.model.loss = "wgan-gp"
     run.model.g_lr, run.model.d_lr = 1e-4, 3e-4
     run.model.g_betas, run.model.d_betas = [0.0, 0.9], [0.0, 0.9]
+    run.model.r1_gamma = 0.0  # the WGAN-GP penalty instead
     return run
 
 
