@@ -280,3 +280,52 @@ def test_r1_penalty_is_the_squared_input_gradient_and_lazy(digits):
 
     assert torch.equal(d_after(1, 0.0), d_after(1, 100.0))
     assert not torch.equal(d_after(2, 0.0), d_after(2, 100.0))
+
+
+# acting on mode collapse ------------------------------------------------------------------------
+@pytest.mark.parametrize("action", ["warn", "restore"])
+def test_a_forced_collapse_restores_the_last_good_weights_and_halves_the_rates(
+    tmp_path, digits, monkeypatch, capsys, action
+):
+    """The health check says "collapsed" at the evaluation of step 4 (of 2, 4, 6): `restore`
+    brings back step 2's weights and optimizer states and halves both learning rates."""
+    from genlab.io.checkpoint import load_tensors
+    from genlab.models.gan import GAN
+    from genlab.training.loop import Trainer
+
+    def health(self, val, *, generator=None, judge=None):
+        return {"collapsed": True, "warnings": ["mode collapse (forced)"]} if calls.pop() else {}
+
+    calls = [False, True, False]  # popped from the end: steps 2, 4, 6
+    monkeypatch.setattr(GAN, "health", health)
+    overrides = ["train.eval_every=2", "train.checkpoint_every=2", "train.schedule=constant"]
+    overrides.append(f"train.on_collapse={action}")
+    cfg = apply_overrides(default_config("gan"), tiny_overrides("gan", *overrides))
+    model = tiny_gan(digits)
+    trainer = Trainer(model, digits, cfg.train, tmp_path, total_steps=4, quiet=True)
+    trainer.fit()
+    step2 = load_tensors(tmp_path / "checkpoints" / "step-0000002" / "model.safetensors")
+    now = {k: v for k, v in model.state_dict().items()}
+    same = all(torch.equal(now[k], step2[k]) for k in step2)
+    err = capsys.readouterr().err
+    rates = trainer.set_learning_rates(4)
+    if action == "warn":
+        assert not same and trainer.state.lr_scale == 1.0 and "collapse at step" not in err
+        assert rates == {"lr_generator": cfg.model.g_lr, "lr_discriminator": cfg.model.d_lr}
+        return
+    assert same  # rolled back to the checkpoint of the last healthy evaluation
+    assert trainer.state.lr_scale == 0.5 and trainer.state.restores == 1
+    assert rates == {"lr_generator": cfg.model.g_lr / 2, "lr_discriminator": cfg.model.d_lr / 2}
+    line = [x for x in err.splitlines() if "collapse at step 4" in x]
+    assert len(line) == 1 and "restored the weights of step 2" in line[0] and "x0.5" in line[0]
+    assert not (tmp_path / "checkpoints" / "step-0000004").exists()  # collapsed: not kept
+    # training goes on at the lowered rates and the state keeps them for --resume
+    trainer.total_steps = 6
+    trainer.fit()
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = {r["step"]: r for r in rows if r["split"] == "train"}
+    assert train[6]["lr_generator"] == pytest.approx(train[1]["lr_generator"] / 2)
+    restored = [r for r in rows if r.get("restored_from") is not None]
+    assert [(r["step"], r["restored_from"], r["lr_scale"]) for r in restored] == [(4, 2, 0.5)]
+    saved = json.loads((tmp_path / "checkpoints" / "latest" / "trainer.json").read_text())
+    assert saved["lr_scale"] == 0.5 and saved["good_step"] == 6

@@ -367,8 +367,9 @@ class GAN(GenerativeModel):
         judge: nn.Module | None = None,
     ) -> dict[str, Any]:
         """Figures and warnings for an evaluation: the class histogram of generated images under
-        the frozen `judge` (mode collapse; skipped without one) and whether the discriminator
-        has won (divergence)."""
+        the frozen `judge` (mode collapse, which also sets "collapsed" for train.on_collapse;
+        skipped without a judge) and whether the discriminator has won (divergence: a warning
+        only)."""
         out: dict[str, Any] = {}
         warnings: list[str] = []
         real_acc, fake_acc = val.get("d_real_acc", 0.0), val.get("d_fake_acc", 0.0)
@@ -394,8 +395,10 @@ class GAN(GenerativeModel):
                 warnings.append(
                     f"mode collapse: {100 * share:.0f}% of {len(pred)} generated images look "
                     f"like class '{name}' to the frozen classifier (a fair share is "
-                    f"{100 / k:.0f}%) and {cov['classes_covered']} of {k} classes appear"
+                    f"{100 / k:.0f}%) and {cov['classes_covered']} of {k} classes appear; "
+                    "train.on_collapse=restore rolls back and lowers the learning rates"
                 )
+                out["collapsed"] = True  # train.on_collapse acts on it
         if warnings:
             out["warnings"] = warnings
         return out
