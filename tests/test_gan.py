@@ -179,6 +179,9 @@ def test_command_line_interpolation_classes_and_sample_quality(tmp_path, feature
     assert "10 image samples" in r.stdout and (tmp_path / "i.png").exists()
     r = run_cli("sample", str(run), "-n", "3", "--class", "7", "--out", str(tmp_path / "s.npy"))
     assert r.returncode == 0, r.stderr
+    r = run_cli("sample", str(run), "--style-mix", "0.5", "--out", str(tmp_path / "m.png"))
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0
+    assert "--style-mix needs a run trained with model.generator=style" in r.stderr
     r = run_cli(
         "eval", str(run), "--samples", "40", "--feature-steps", str(FEATURE_STEPS), "--json",
         str(tmp_path / "e.json"),
@@ -329,3 +332,88 @@ def test_a_forced_collapse_restores_the_last_good_weights_and_halves_the_rates(
     assert [(r["step"], r["restored_from"], r["lr_scale"]) for r in restored] == [(4, 2, 0.5)]
     saved = json.loads((tmp_path / "checkpoints" / "latest" / "trainer.json").read_text())
     assert saved["lr_scale"] == 0.5 and saved["good_step"] == 6
+
+
+# the StyleGAN-style generator -----------------------------------------------------------------
+def test_demodulation_gives_unit_weight_norms_whatever_the_style_scale():
+    from genlab.models.gan import ModulatedConv2d
+
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(16, 8, 3, w_dim=4).requires_grad_(False)
+    x, w = torch.randn(2, 16, 32, 32), torch.randn(2, 4)
+    out = conv(x, w)
+    # a style 10x larger gives the same output: demodulation divides the scale out
+    with torch.no_grad():
+        conv.affine.weight.mul_(10)
+        conv.affine.bias.mul_(10)
+    assert torch.allclose(conv(x, w), out, atol=1e-5)
+    # every output channel's (modulated) weights have unit L2 norm, so unit-variance independent
+    # inputs give unit-variance outputs (away from the zero-padded border)
+    inner = out[:, :, 1:-1, 1:-1] - conv.bias[None, :, None, None]
+    assert float(inner.std()) == pytest.approx(1.0, abs=0.05)
+    conv.demodulate = False  # without it, the output grows with the style
+    assert float(conv(x, w).std()) > 5
+
+
+def test_style_generator_shapes_noise_inputs_and_style_mixing(digits):
+    model = tiny_gan(digits, "model.generator=style").eval()
+    g = model.generator
+    assert g.num_layers == 4  # constant layer, 2 up-sampling layers, to_image
+    assert g.const.shape == (16, 2, 2) and len(g.mapping) == 2 * model.cfg.mapping_layers
+    with torch.no_grad():
+        for noise in g.noises:
+            noise.strength.fill_(1.0)  # zero at initialization: turn the noise inputs on
+        w = g.map(torch.randn(3, 8))  # (3, latent)
+        ws = w[:, None].expand(-1, g.num_layers, -1)
+
+        def synth(latents, seed):
+            return g.synthesize(latents, torch.Generator().manual_seed(seed))
+
+        a = synth(ws, 0)
+        assert a.shape == (3, 1, 8, 8) and a.min() >= 0 and a.max() <= 1
+        assert torch.equal(synth(ws, 0), a) and not torch.equal(synth(ws, 1), a)
+        # mixing w with itself is no mixing, at every crossover; with another w it is
+        for k in range(g.num_layers + 1):
+            assert torch.equal(synth(g.mix(w, w, k), 0), a)
+        other = g.map(torch.randn(3, 8))
+        assert not torch.equal(synth(g.mix(w, other, 2), 0), a)
+        # sampling: --style-mix 0 is plain sampling; style mixing changes the images
+        plain = model.sample(4, generator=torch.Generator().manual_seed(0))
+        again = model.sample(4, generator=torch.Generator().manual_seed(0), style_mix=0.0)
+        mixed = model.sample(4, generator=torch.Generator().manual_seed(0), style_mix=0.5)
+        assert torch.equal(plain, again) and not torch.equal(plain, mixed)
+    with pytest.raises(UsageError, match="--style-mix needs a run trained with model.generator"):
+        tiny_gan(digits).eval().sample(2, style_mix=0.5)
+    with pytest.raises(UsageError, match=r"in \[0, 1\]"):
+        model.sample(2, style_mix=1.5)
+
+
+def test_style_generator_trains_conditionally_and_both_networks_change(digits):
+    model = tiny_gan(digits, "model.generator=style", "model.conditional=true")
+    opts = helper(model)
+    g0 = snapshot(model.generator)
+    out = model.train_step(digits.batch("train", torch.arange(32)), opts, 0)
+    assert all(torch.isfinite(v) for v in out.values())
+    after = snapshot(model.generator)
+    changed = {k for k in g0 if not torch.equal(g0[k], after[k])}
+    # everything but the class embedding rows of absent classes learns, noise strengths too
+    assert {"const", "mapping.0.weight", "convs.0.weight", "noises.0.strength"} <= changed
+    assert model.eval().sample(3, class_label=2).shape == (3, 1, 8, 8)
+
+
+CONTRACT = ["steps_on_a_fixed_batch_lower_the_loss", "save_and_load_give_identical_outputs"]
+CONTRACT += ["samples_or_predictions_have_the_right_shape", "resume_equals_uninterrupted"]
+
+
+@pytest.mark.parametrize("name", CONTRACT)
+def test_the_contract_holds_for_the_style_generator(name, digits, tmp_path, monkeypatch):
+    """tests/test_contract.py's tests of the family, run with model.generator=style."""
+    import conftest
+    import test_contract
+
+    tiny = [*conftest.TINY["gan"], "model.generator=style"]
+    monkeypatch.setitem(conftest.TINY, "gan", tiny)
+    test = getattr(test_contract, f"test_{name}")
+    given = {"family": "gan", "data": digits, "data_spec": "digits", "tmp_path": tmp_path}
+    given["monkeypatch"] = monkeypatch
+    test(**{k: v for k, v in given.items() if k in inspect.signature(test).parameters})

@@ -1,7 +1,12 @@
-"""Deep convolutional GAN (DCGAN, Radford et al. 2016), optionally class-conditional.
+"""Deep convolutional GAN (DCGAN, Radford et al. 2016) or a StyleGAN-style generator, optionally
+class-conditional.
 
-Generator: z (+ class embedding) -> Linear -> [ConvTranspose 4x4 stride 2 -> BatchNorm -> ReLU]
-per entry of `channels` (reversed) -> ConvTranspose 4x4 stride 2 -> sigmoid: images in [0, 1].
+Generator (`generator=dcgan`): z (+ class embedding) -> Linear -> [ConvTranspose 4x4 stride 2 ->
+BatchNorm -> ReLU] per entry of `channels` (reversed) -> ConvTranspose 4x4 stride 2 -> sigmoid:
+images in [0, 1].
+Generator (`generator=style`, Karras et al. 2019, 2020): a mapping network z -> w, a learned
+constant input, modulated and demodulated 3x3 convolutions styled by w with per-layer noise
+inputs, bilinear up-sampling, and style mixing at sampling (`StyleGenerator` below).
 Discriminator: [Conv 4x4 stride 2 -> LeakyReLU(0.2)] per entry of `channels` -> Linear -> one
 logit; conditional models add the projection term <embed(y), h> (Miyato & Koyama 2018).
 `spectral_norm` normalizes every discriminator layer by its largest singular value (Miyato et
@@ -55,6 +60,13 @@ class Config:
     """Size of the generator's input noise z ~ N(0, I)."""
     channels: list[int] = field(default_factory=lambda: [64, 128])
     """Channels of the discriminator's stride-2 convolutions (the generator mirrors them)."""
+    generator: Literal["dcgan", "style"] = "dcgan"
+    """`dcgan`: transposed convolutions with batch norm; `style`: a StyleGAN-style generator
+    (Karras et al. 2019, 2020): a mapping network z -> w, a learned constant input, modulated
+    and demodulated convolutions styled by w, per-layer noise inputs, and style mixing at
+    sampling (`genlab sample RUN --style-mix F`)."""
+    mapping_layers: int = 2
+    """style: fully connected layers of the mapping network z -> w (StyleGAN uses 8)."""
     conditional: bool = False
     """Class-conditional generation (needs labelled data): `genlab sample RUN --class K`."""
     loss: Literal["nonsaturating", "hinge", "wgan-gp"] = "nonsaturating"
@@ -95,6 +107,8 @@ class Config:
                 "model.latent_dim and model.channels (each entry) must be positive; "
                 f"got {self.latent_dim}, {self.channels}"
             )
+        if self.mapping_layers < 1:
+            raise UsageError(f"model.mapping_layers must be at least 1; got {self.mapping_layers}")
         for name in ("g_lr", "d_lr"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"model.{name} must be greater than 0; got {getattr(self, name)}")
@@ -150,6 +164,111 @@ class Generator(nn.Module):
         out = self.ups(h)  # (B, C, h0 * 2^L, w0 * 2^L)
         _, height, width = self.shape
         return torch.sigmoid(out[:, :, :height, :width])  # crop the up-sampling's overshoot
+
+
+class ModulatedConv2d(nn.Module):
+    """A k x k convolution whose input channels are scaled per example by a style s = A(w)
+    (modulation), each output channel's weights then rescaled to unit L2 norm (demodulation,
+    StyleGAN2): the output's scale no longer depends on the style's, only its mix of features."""
+
+    def __init__(self, cin: int, cout: int, k: int, w_dim: int, demodulate: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, k, k))
+        self.scale = 1 / math.sqrt(cin * k * k)  # equalized learning rate: unit-variance weights
+        self.affine = nn.Linear(w_dim, cin)  # w -> style s
+        nn.init.ones_(self.affine.bias)  # styles start near 1: plain convolutions
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.demodulate = demodulate
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        b, cin, h, width = x.shape
+        style = self.affine(w)  # (B, Cin)
+        weight = self.scale * self.weight[None] * style[:, None, :, None, None]  # (B, Co, Ci, k, k)
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
+        k = weight.shape[-1]
+        # one grouped convolution: every example with its own weights
+        out = F.conv2d(
+            x.reshape(1, b * cin, h, width), weight.flatten(0, 1), padding=k // 2, groups=b
+        )
+        return out.view(b, -1, h, width) + self.bias[None, :, None, None]  # (B, Co, H, W)
+
+
+class NoiseInput(nn.Module):
+    """Adds per-pixel Gaussian noise, one map per example, scaled per channel by a learned weight
+    (zero at first, as in StyleGAN)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.strength = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        b, _, h, w = x.shape
+        noise = torch.randn((b, 1, h, w), generator=generator, device=x.device, dtype=x.dtype)
+        return x + self.strength[None, :, None, None] * noise
+
+
+class StyleGenerator(nn.Module):
+    """z (B, latent) [+ class embedding] -> images (B, C, H, W) in [0, 1], StyleGAN-style.
+
+    Mapping: z -> normalized to unit RMS -> `mapping_layers` x [Linear -> LeakyReLU] -> w.
+    Synthesis: a learned constant (C_last, h0, w0) -> [modulated 3x3 conv -> noise -> LeakyReLU]
+    at h0, then per entry of `channels` (reversed): bilinear 2x up-sampling and the same layer ->
+    modulated 1x1 conv (no demodulation) to the image's channels -> sigmoid. Each of these
+    `num_layers` layers takes its own w: one broadcast w, or two mixed at a crossover layer."""
+
+    def __init__(self, cfg: Config, shape: list[int], num_classes: int) -> None:
+        super().__init__()
+        c, h, w = shape
+        ups = len(cfg.channels)
+        self.shape = (c, h, w)
+        d = cfg.latent_dim
+        self.embed = nn.Embedding(num_classes, d) if num_classes else None
+        layers: list[nn.Module] = []
+        for _ in range(cfg.mapping_layers):
+            layers += [nn.Linear(d, d), nn.LeakyReLU(0.2)]
+        self.mapping = nn.Sequential(*layers)
+        ch = cfg.channels[-1]
+        self.const = nn.Parameter(torch.randn(ch, math.ceil(h / 2**ups), math.ceil(w / 2**ups)))
+        self.convs = nn.ModuleList([ModulatedConv2d(ch, ch, 3, d)])
+        self.noises = nn.ModuleList([NoiseInput(ch)])
+        for out in reversed(cfg.channels):
+            self.convs.append(ModulatedConv2d(ch, out, 3, d))
+            self.noises.append(NoiseInput(out))
+            ch = out
+        self.to_image = ModulatedConv2d(ch, c, 1, d, demodulate=False)
+        self.num_layers = len(self.convs) + 1
+
+    def map(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The intermediate latents w (B, latent) of noise z (and a class embedding)."""
+        if cond is not None:
+            z = z * cond  # multiplicative class conditioning of the noise, as the DCGAN's
+        z = z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+        return self.mapping(z)
+
+    def mix(self, w: torch.Tensor, w2: torch.Tensor, crossover: int) -> torch.Tensor:
+        """Per-layer latents (B, num_layers, latent): w for layers before `crossover`, w2 from it
+        on (crossover = num_layers: no mixing)."""
+        layer = torch.arange(self.num_layers, device=w.device)[None, :, None]
+        return torch.where(layer < crossover, w[:, None], w2[:, None])
+
+    def synthesize(
+        self, ws: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Images (B, C, H, W) in [0, 1] from per-layer latents ws (B, num_layers, latent);
+        `generator` draws the noise inputs."""
+        x = self.const[None].expand(ws.shape[0], -1, -1, -1)  # (B, C_last, h0, w0)
+        for i, (conv, noise) in enumerate(zip(self.convs, self.noises, strict=True)):
+            if i > 0:
+                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = F.leaky_relu(noise(conv(x, ws[:, i]), generator), 0.2)
+        out = self.to_image(x, ws[:, -1])  # (B, C, h0 * 2^L, w0 * 2^L)
+        _, height, width = self.shape
+        return torch.sigmoid(out[:, :, :height, :width])  # crop the up-sampling's overshoot
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        w = self.map(z, cond)
+        return self.synthesize(w[:, None].expand(-1, self.num_layers, -1))
 
 
 class Discriminator(nn.Module):
@@ -210,17 +329,28 @@ class SampleOptions:
     cousin): below 1 gives typical, less varied images."""
     class_label: int | None = field(default=None, metadata={"flag": "--class", "metavar": "K"})
     """The class to generate (class-conditional runs); default: classes drawn uniformly."""
+    style_mix: float = field(default=0.0, metadata={"metavar": "F"})
+    """Style mixing (model.generator=style): the last fraction F of the generator's layers, the
+    finer ones, take their style from a second latent draw (0: no mixing, 0.5: the finer half,
+    1: all of them)."""
 
     def validate(self) -> None:
         if self.temperature <= 0:
             raise UsageError(f"--temperature must be positive; got {self.temperature}")
+        check_style_mix(self.style_mix)
+
+
+def check_style_mix(style_mix: float) -> None:
+    """A UsageError unless the style-mixing fraction is in [0, 1]."""
+    if not 0 <= style_mix <= 1:
+        raise UsageError(f"--style-mix takes a fraction of the layers in [0, 1]; got {style_mix}")
 
 
 class GAN(GenerativeModel):
     family = "gan"
     description = (
-        "DCGAN, optionally class-conditional; nonsaturating, hinge or WGAN-GP loss; "
-        "spectral norm; sample-quality metrics"
+        "DCGAN or StyleGAN-style generator, optionally class-conditional; nonsaturating, "
+        "hinge or WGAN-GP loss; R1, DiffAugment, spectral norm; sample-quality metrics"
     )
     selection: ClassVar[Selection] = Selection(mode="last")
     Config = Config
@@ -237,7 +367,8 @@ class GAN(GenerativeModel):
                 f"{cfg.channels}); use fewer entries in model.channels"
             )
         classes = info.num_classes if cfg.conditional else 0
-        self.generator = Generator(cfg, info.shape, classes)
+        make = StyleGenerator if cfg.generator == "style" else Generator
+        self.generator = make(cfg, info.shape, classes)
         self.discriminator = Discriminator(cfg, info.shape, classes)
 
     # the two players' losses ------------------------------------------------------------------
@@ -426,13 +557,29 @@ class GAN(GenerativeModel):
         generator: torch.Generator | None = None,
         temperature: float = 1.0,
         class_label: int | None = None,
+        style_mix: float = 0.0,
     ) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1] from z ~ N(0, temperature^2 I); conditional models
-        draw the classes uniformly unless `class_label` is given."""
+        draw the classes uniformly unless `class_label` is given. `style_mix` F > 0 (style
+        generator): the last fraction F of the layers take the style of a second draw z2."""
         if temperature <= 0:
             raise UsageError(f"--temperature must be positive; got {temperature}")
+        check_style_mix(style_mix)
+        if style_mix and self.cfg.generator != "style":
+            raise UsageError(
+                f"--style-mix needs a run trained with model.generator=style; this run's "
+                f"generator is {self.cfg.generator}"
+            )
         z = self._noise(n, generator) * temperature
-        return self._generate(z, self.sample_labels(n, class_label, generator))
+        y = self.sample_labels(n, class_label, generator)
+        if self.cfg.generator != "style":
+            return self._generate(z, y)
+        g = self.generator
+        cond = None if y is None else g.embed(y)
+        w = g.map(z, cond)  # (n, latent)
+        crossover = g.num_layers - round(style_mix * g.num_layers)
+        w2 = g.map(self._noise(n, generator) * temperature, cond) if style_mix else w
+        return g.synthesize(g.mix(w, w2, crossover), generator)
 
 
 def mnist_preset(run):
