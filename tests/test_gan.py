@@ -417,3 +417,19 @@ def test_the_contract_holds_for_the_style_generator(name, digits, tmp_path, monk
     given = {"family": "gan", "data": digits, "data_spec": "digits", "tmp_path": tmp_path}
     given["monkeypatch"] = monkeypatch
     test(**{k: v for k, v in given.items() if k in inspect.signature(test).parameters})
+
+
+def test_the_ema_warm_up_ramps_the_decay_and_the_mnist_preset_uses_it():
+    from genlab.training.loop import warm_ema
+
+    update = warm_ema(0.999)
+    avg, now = [torch.zeros(3)], [torch.ones(3)]
+    update(avg, now, torch.tensor(1))  # decay (1 + 1) / (10 + 1) = 2/11
+    assert torch.allclose(avg[0], torch.full((3,), 9 / 11))
+    avg = [torch.zeros(3)]
+    update(avg, now, torch.tensor(10**6))  # capped at the configured decay
+    assert torch.allclose(avg[0], torch.full((3,), 0.001))
+    counts = [torch.tensor([0])]
+    update(counts, [torch.tensor([11])], torch.tensor(1))  # integer buffers too
+    assert counts[0].item() == 9
+    assert default_config("gan", "mnist").train.ema_warmup

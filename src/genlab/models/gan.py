@@ -584,13 +584,14 @@ class GAN(GenerativeModel):
 
 def mnist_preset(run):
     """28x28 digits: DCGAN's networks and Adam betas with the stable recipe (TTUR rates, lazy
-    R1, DiffAugment), a constant rate and an EMA of the generator."""
+    R1, DiffAugment), a constant rate and an EMA of the generator that ramps its decay up."""
     run.model.latent_dim = 64
     run.model.channels = [64, 128]
     run.train.batch_size = 64
     run.train.schedule = "constant"
     run.train.grad_clip = 0.0
     run.train.ema_decay = 0.999
+    run.train.ema_warmup = True  # a short run's average is not its untrained start
     run.train.eval_every = 1000
     run.train.eval_batches = 10
     return run

@@ -37,6 +37,9 @@ class TrainConfig:
     ema_decay: float = 0.0
     """If > 0, keep an exponential moving average of the weights with this decay; sampling and
     evaluation then use the averaged weights."""
+    ema_warmup: bool = False
+    """Ramp the EMA's decay up as min(ema_decay, (1 + n) / (10 + n)) after n updates, so that a
+    short run's average is not dominated by its first, untrained weights."""
     eval_every: int = 200
     """Evaluate on the validation split every this many steps (and at the end)."""
     eval_batches: int = 0

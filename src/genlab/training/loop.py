@@ -25,6 +25,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,23 @@ class TrainerState:
         """The state saved in a trainer.json (fields it lacks keep their defaults)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def warm_ema(decay: float) -> Callable[[list, list, torch.Tensor], None]:
+    """An EMA update (AveragedModel's multi_avg_fn) whose decay after n updates is
+    min(decay, (1 + n) / (10 + n)) (train.ema_warmup)."""
+
+    @torch.no_grad()
+    def update(averaged: list, current: list, n_averaged: torch.Tensor) -> None:
+        n = float(n_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, 1 - d)
+        else:  # integer buffers (batch norm's counters)
+            for a, c in zip(averaged, current, strict=True):
+                a.copy_(a * d + c * (1 - d))
+
+    return update
 
 
 def improves(selection: Selection, value: float, best: float) -> bool:
@@ -192,9 +210,10 @@ class Trainer:
         }
         self.ema: AveragedModel | None = None
         if cfg.ema_decay > 0:
-            self.ema = AveragedModel(
-                model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
+            average = (
+                warm_ema(cfg.ema_decay) if cfg.ema_warmup else get_ema_multi_avg_fn(cfg.ema_decay)
             )
+            self.ema = AveragedModel(model, multi_avg_fn=average, use_buffers=True)
         sel = self.selection
         self.state = TrainerState(
             best_val=-math.inf if sel.mode == "max" else math.inf,
