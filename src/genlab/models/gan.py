@@ -181,17 +181,16 @@ class ModulatedConv2d(nn.Module):
         self.demodulate = demodulate
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        b, cin, h, width = x.shape
-        style = self.affine(w)  # (B, Cin)
-        weight = self.scale * self.weight[None] * style[:, None, :, None, None]  # (B, Co, Ci, k, k)
+        style = self.affine(w)  # (B, Ci)
+        weight = self.scale * self.weight  # (Co, Ci, k, k)
+        # conv(x * s, W) equals the convolution with the per-example weights W * s, and
+        # demodulating those weights is scaling output channel o by
+        # 1 / sqrt(sum_i s_i^2 sum_k W_oik^2): one shared convolution does it
+        out = F.conv2d(x * style[:, :, None, None], weight, padding=weight.shape[-1] // 2)
         if self.demodulate:
-            weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
-        k = weight.shape[-1]
-        # one grouped convolution: every example with its own weights
-        out = F.conv2d(
-            x.reshape(1, b * cin, h, width), weight.flatten(0, 1), padding=k // 2, groups=b
-        )
-        return out.view(b, -1, h, width) + self.bias[None, :, None, None]  # (B, Co, H, W)
+            norm = style.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t()  # (B, Co)
+            out = out * torch.rsqrt(norm + 1e-8)[:, :, None, None]
+        return out + self.bias[None, :, None, None]  # (B, Co, H, W)
 
 
 class NoiseInput(nn.Module):
