@@ -179,6 +179,9 @@ def test_command_line_interpolation_classes_and_sample_quality(tmp_path, feature
     assert "10 image samples" in r.stdout and (tmp_path / "i.png").exists()
     r = run_cli("sample", str(run), "-n", "3", "--class", "7", "--out", str(tmp_path / "s.npy"))
     assert r.returncode == 0, r.stderr
+    r = run_cli("sample", str(run), "--style-mix", "0.5", "--out", str(tmp_path / "m.png"))
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0
+    assert "--style-mix needs a run trained with model.generator=style" in r.stderr
     r = run_cli(
         "eval", str(run), "--samples", "40", "--feature-steps", str(FEATURE_STEPS), "--json",
         str(tmp_path / "e.json"),
@@ -230,3 +233,187 @@ def test_the_summary_says_the_latest_checkpoint_counts_as_best(tmp_path, capsys)
     assert "step 4, validation loss" in out and "the latest counts as best" in out
     assert "at step" not in out
     assert f"next: genlab sample {run}   |   genlab eval {run}" in out
+
+
+# the stable recipe ----------------------------------------------------------------------------
+def test_the_default_recipe_is_ttur_r1_and_diffaug():
+    cfg = default_config("gan").model
+    assert cfg.d_lr > cfg.g_lr and cfg.r1_gamma > 0 and cfg.r1_every >= 1 and cfg.diffaug
+    assert default_config("gan", "mnist").train.ema_decay > 0  # and the generator's EMA
+    assert default_config("gan", "wgan").model.r1_gamma == 0  # its own penalty instead
+    with pytest.raises(UsageError, match="r1_every"):
+        apply_overrides(default_config("gan"), ["model.r1_every=0"]).model.validate()
+
+
+def test_diff_augment_translates_and_cuts_out_differentiably():
+    from genlab.models.gan import diff_augment
+
+    x = torch.arange(64.0).view(1, 1, 8, 8)
+    # u = 0.5 everywhere: no shift (the middle of [-1, 1]) and a 4x4 hole centred at (4, 4)
+    out = diff_augment(x, torch.full((1, 4), 0.5))
+    hole = torch.zeros(8, 8, dtype=torch.bool)
+    hole[2:6, 2:6] = True
+    assert torch.equal(out[0, 0][~hole], x[0, 0][~hole]) and (out[0, 0][hole] == 0).all()
+    # u = 0 along y: the image moves up by one row... (shift -1), the last row is empty; the
+    # cut-out square centred at (0, 0) covers rows and columns 0-1
+    out = diff_augment(x, torch.tensor([[0.0, 0.5, 0.0, 0.0]]))
+    assert torch.equal(out[0, 0, 2:7], x[0, 0, 3:8]) and (out[0, 0, 7] == 0).all()
+    assert (out[0, 0, :2, :2] == 0).all() and torch.equal(out[0, 0, :2, 2:], x[0, 0, 1:3, 2:])
+    # gradients reach every pixel that stays visible, and only those
+    x = x.requires_grad_(True)
+    diff_augment(x, torch.full((1, 4), 0.5)).sum().backward()
+    assert torch.equal(x.grad[0, 0] == 1, ~hole)
+
+
+def test_r1_penalty_is_the_squared_input_gradient_and_lazy(digits):
+    model = tiny_gan(digits)
+    x = digits.batch("train", torch.arange(8))["x"]
+    xi = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model.discriminator(xi).sum(), xi)
+    penalty = model.r1_penalty(x, None)
+    assert float(penalty.detach()) == pytest.approx(float(g.pow(2).sum() / len(x)), rel=1e-5)
+    # lazy: it changes the discriminator's step only on steps that are multiples of r1_every
+    batch = digits.batch("train", torch.arange(32))
+
+    def d_after(step: int, gamma: float) -> torch.Tensor:
+        m = tiny_gan(digits, f"model.r1_gamma={gamma}", "model.r1_every=2")
+        torch.manual_seed(1)
+        m.train_step(batch, helper(m), step)
+        return m.discriminator.head.weight.detach()
+
+    assert torch.equal(d_after(1, 0.0), d_after(1, 100.0))
+    assert not torch.equal(d_after(2, 0.0), d_after(2, 100.0))
+
+
+# acting on mode collapse ------------------------------------------------------------------------
+@pytest.mark.parametrize("action", ["warn", "restore"])
+def test_a_forced_collapse_restores_the_last_good_weights_and_halves_the_rates(
+    tmp_path, digits, monkeypatch, capsys, action
+):
+    """The health check says "collapsed" at the evaluation of step 4 (of 2, 4, 6): `restore`
+    brings back step 2's weights and optimizer states and halves both learning rates."""
+    from genlab.io.checkpoint import load_tensors
+    from genlab.models.gan import GAN
+    from genlab.training.loop import Trainer
+
+    def health(self, val, *, generator=None, judge=None):
+        return {"collapsed": True, "warnings": ["mode collapse (forced)"]} if calls.pop() else {}
+
+    calls = [False, True, False]  # popped from the end: steps 2, 4, 6
+    monkeypatch.setattr(GAN, "health", health)
+    overrides = ["train.eval_every=2", "train.checkpoint_every=2", "train.schedule=constant"]
+    overrides.append(f"train.on_collapse={action}")
+    cfg = apply_overrides(default_config("gan"), tiny_overrides("gan", *overrides))
+    model = tiny_gan(digits)
+    trainer = Trainer(model, digits, cfg.train, tmp_path, total_steps=4, quiet=True)
+    trainer.fit()
+    step2 = load_tensors(tmp_path / "checkpoints" / "step-0000002" / "model.safetensors")
+    now = {k: v for k, v in model.state_dict().items()}
+    same = all(torch.equal(now[k], step2[k]) for k in step2)
+    err = capsys.readouterr().err
+    rates = trainer.set_learning_rates(4)
+    if action == "warn":
+        assert not same and trainer.state.lr_scale == 1.0 and "collapse at step" not in err
+        assert rates == {"lr_generator": cfg.model.g_lr, "lr_discriminator": cfg.model.d_lr}
+        return
+    assert same  # rolled back to the checkpoint of the last healthy evaluation
+    assert trainer.state.lr_scale == 0.5 and trainer.state.restores == 1
+    assert rates == {"lr_generator": cfg.model.g_lr / 2, "lr_discriminator": cfg.model.d_lr / 2}
+    line = [x for x in err.splitlines() if "collapse at step 4" in x]
+    assert len(line) == 1 and "restored the weights of step 2" in line[0] and "x0.5" in line[0]
+    assert not (tmp_path / "checkpoints" / "step-0000004").exists()  # collapsed: not kept
+    # training goes on at the lowered rates and the state keeps them for --resume
+    trainer.total_steps = 6
+    trainer.fit()
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = {r["step"]: r for r in rows if r["split"] == "train"}
+    assert train[6]["lr_generator"] == pytest.approx(train[1]["lr_generator"] / 2)
+    restored = [r for r in rows if r.get("restored_from") is not None]
+    assert [(r["step"], r["restored_from"], r["lr_scale"]) for r in restored] == [(4, 2, 0.5)]
+    saved = json.loads((tmp_path / "checkpoints" / "latest" / "trainer.json").read_text())
+    assert saved["lr_scale"] == 0.5 and saved["good_step"] == 6
+
+
+# the StyleGAN-style generator -----------------------------------------------------------------
+def test_demodulation_gives_unit_weight_norms_whatever_the_style_scale():
+    from genlab.models.gan import ModulatedConv2d
+
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(16, 8, 3, w_dim=4).requires_grad_(False)
+    x, w = torch.randn(2, 16, 32, 32), torch.randn(2, 4)
+    out = conv(x, w)
+    # a style 10x larger gives the same output: demodulation divides the scale out
+    with torch.no_grad():
+        conv.affine.weight.mul_(10)
+        conv.affine.bias.mul_(10)
+    assert torch.allclose(conv(x, w), out, atol=1e-5)
+    # every output channel's (modulated) weights have unit L2 norm, so unit-variance independent
+    # inputs give unit-variance outputs (away from the zero-padded border)
+    inner = out[:, :, 1:-1, 1:-1] - conv.bias[None, :, None, None]
+    assert float(inner.std()) == pytest.approx(1.0, abs=0.05)
+    conv.demodulate = False  # without it, the output grows with the style
+    assert float(conv(x, w).std()) > 5
+
+
+def test_style_generator_shapes_noise_inputs_and_style_mixing(digits):
+    model = tiny_gan(digits, "model.generator=style").eval()
+    g = model.generator
+    assert g.num_layers == 4  # constant layer, 2 up-sampling layers, to_image
+    assert g.const.shape == (16, 2, 2) and len(g.mapping) == 2 * model.cfg.mapping_layers
+    with torch.no_grad():
+        for noise in g.noises:
+            noise.strength.fill_(1.0)  # zero at initialization: turn the noise inputs on
+        w = g.map(torch.randn(3, 8))  # (3, latent)
+        ws = w[:, None].expand(-1, g.num_layers, -1)
+
+        def synth(latents, seed):
+            return g.synthesize(latents, torch.Generator().manual_seed(seed))
+
+        a = synth(ws, 0)
+        assert a.shape == (3, 1, 8, 8) and a.min() >= 0 and a.max() <= 1
+        assert torch.equal(synth(ws, 0), a) and not torch.equal(synth(ws, 1), a)
+        # mixing w with itself is no mixing, at every crossover; with another w it is
+        for k in range(g.num_layers + 1):
+            assert torch.equal(synth(g.mix(w, w, k), 0), a)
+        other = g.map(torch.randn(3, 8))
+        assert not torch.equal(synth(g.mix(w, other, 2), 0), a)
+        # sampling: --style-mix 0 is plain sampling; style mixing changes the images
+        plain = model.sample(4, generator=torch.Generator().manual_seed(0))
+        again = model.sample(4, generator=torch.Generator().manual_seed(0), style_mix=0.0)
+        mixed = model.sample(4, generator=torch.Generator().manual_seed(0), style_mix=0.5)
+        assert torch.equal(plain, again) and not torch.equal(plain, mixed)
+    with pytest.raises(UsageError, match="--style-mix needs a run trained with model.generator"):
+        tiny_gan(digits).eval().sample(2, style_mix=0.5)
+    with pytest.raises(UsageError, match=r"in \[0, 1\]"):
+        model.sample(2, style_mix=1.5)
+
+
+def test_style_generator_trains_conditionally_and_both_networks_change(digits):
+    model = tiny_gan(digits, "model.generator=style", "model.conditional=true")
+    opts = helper(model)
+    g0 = snapshot(model.generator)
+    out = model.train_step(digits.batch("train", torch.arange(32)), opts, 0)
+    assert all(torch.isfinite(v) for v in out.values())
+    after = snapshot(model.generator)
+    changed = {k for k in g0 if not torch.equal(g0[k], after[k])}
+    # everything but the class embedding rows of absent classes learns, noise strengths too
+    assert {"const", "mapping.0.weight", "convs.0.weight", "noises.0.strength"} <= changed
+    assert model.eval().sample(3, class_label=2).shape == (3, 1, 8, 8)
+
+
+CONTRACT = ["steps_on_a_fixed_batch_lower_the_loss", "save_and_load_give_identical_outputs"]
+CONTRACT += ["samples_or_predictions_have_the_right_shape", "resume_equals_uninterrupted"]
+
+
+@pytest.mark.parametrize("name", CONTRACT)
+def test_the_contract_holds_for_the_style_generator(name, digits, tmp_path, monkeypatch):
+    """tests/test_contract.py's tests of the family, run with model.generator=style."""
+    import conftest
+    import test_contract
+
+    tiny = [*conftest.TINY["gan"], "model.generator=style"]
+    monkeypatch.setitem(conftest.TINY, "gan", tiny)
+    test = getattr(test_contract, f"test_{name}")
+    given = {"family": "gan", "data": digits, "data_spec": "digits", "tmp_path": tmp_path}
+    given["monkeypatch"] = monkeypatch
+    test(**{k: v for k, v in given.items() if k in inspect.signature(test).parameters})

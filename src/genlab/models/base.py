@@ -20,8 +20,9 @@ that are detected by what a model has, never by its name:
   learning-rate schedule, seeding, NaN checks, EMA, logging and checkpoints. `helper` (an
   `Updates`) does each backward pass, gradient all-reduce, clipping and optimizer step.
 - optional `health(val, *, generator, judge) -> dict`: figures the loop logs at every
-  evaluation; a "warnings" list in it is printed as warning lines. `judge` is the frozen
-  classifier of the data the run layer hands over when `judge_steps()` asks for one.
+  evaluation; a "warnings" list in it is printed as warning lines, and a true "collapsed" lets
+  `train.on_collapse=restore` roll the run back to its last healthy checkpoint. `judge` is the
+  frozen classifier of the data the run layer hands over when `judge_steps()` asks for one.
 - `selection`: the validation figure that picks the best checkpoint and drives early stopping.
 
 Inference runs without autograd: every method named in `INFERENCE` that a family defines
@@ -153,8 +154,9 @@ class ReportsHealth(Protocol):
     def health(
         self, val: dict[str, float], *, generator: torch.Generator, judge: nn.Module | None
     ) -> dict[str, Any]:
-        """Figures logged at every evaluation; a "warnings" list is printed. `judge`: the
-        frozen classifier asked for by `judge_steps()` (None when it asks for none)."""
+        """Figures logged at every evaluation; a "warnings" list is printed; a true "collapsed"
+        triggers train.on_collapse. `judge`: the frozen classifier asked for by `judge_steps()`
+        (None when it asks for none)."""
         ...
 
 

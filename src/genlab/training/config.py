@@ -60,6 +60,14 @@ class TrainConfig:
     `auto` turns it on where the device computes in bfloat16 natively (GPUs; CPUs with
     AVX512-BF16 or AMX), decided when training starts; elsewhere bfloat16 is emulated and
     slower than float32."""
+    on_collapse: Literal["warn", "restore"] = "warn"
+    """What an evaluation whose health check reports a collapse (`collapsed` in the model's
+    health figures, e.g. a GAN's mode collapse) does: `warn` prints the model's warning;
+    `restore` also rolls the weights, EMA and optimizer states back to the newest checkpoint
+    saved at a healthy evaluation and multiplies every learning rate by `restore_lr_factor`
+    (again at each further collapse); the step count goes on, so the run's budget is kept."""
+    restore_lr_factor: float = 0.5
+    """on_collapse=restore: the factor each restore applies to the learning rates."""
     freeze_layers: int = 0
     """Fine-tuning: freeze the embeddings and the first k blocks/layers (families with freeze())."""
     pretrained_lr_scale: float = 1.0
@@ -88,5 +96,9 @@ class TrainConfig:
                 raise UsageError(f"train.{name} must be 0 or more; got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
             raise UsageError(f"train.ema_decay must be in [0, 1); got {self.ema_decay}")
+        if not 0 < self.restore_lr_factor <= 1:
+            raise UsageError(
+                f"train.restore_lr_factor must be in (0, 1]; got {self.restore_lr_factor}"
+            )
         if len(self.betas) != 2:
             raise UsageError(f"train.betas takes two numbers like [0.9,0.999]; got {self.betas}")

@@ -4,7 +4,9 @@ optimizer, or, for a family that updates its own weights (adversarial training),
 Both paths go through one `StepHelper` (genlab.training.step): backward, gradient all-reduce,
 clipping, optimizer steps and bf16 autocast. The loop keeps the learning-rate schedule, seeding,
 NaN checks, EMA, logging, evaluation (plus the optional `model.health`), the selection of the
-best checkpoint (`model.selection`), early stopping and checkpoints.
+best checkpoint (`model.selection`), early stopping and checkpoints. When the health figures say
+`collapsed` and `train.on_collapse` is `restore`, the loop rolls back to the newest checkpoint of
+a healthy evaluation and lowers every learning rate (`train.restore_lr_factor`).
 
 Reproducibility: the data order of step s comes from a permutation seeded by (seed, epoch) (for
 more than PERMUTE_MAX examples, a draw seeded by (seed, s)), and the global random state is
@@ -37,6 +39,8 @@ from genlab.errors import GenlabError, RunError, UsageError
 from genlab.hardware import native_bf16
 from genlab.io.checkpoint import (
     checkpoint_dir,
+    checkpoint_step,
+    list_checkpoints,
     load_optimizer_state,
     load_tensors,
     resume_checkpoint,
@@ -89,6 +93,12 @@ class TrainerState:
     """"min", "max", or "last" (the latest checkpoint is the best)."""
     last_val: float = math.nan
     """The selection figure at the latest evaluation."""
+    good_step: int = -1
+    """The step of the newest checkpoint saved at an evaluation that reported no collapse."""
+    lr_scale: float = 1.0
+    """The factor on every learning rate left by collapse restores (train.on_collapse)."""
+    restores: int = 0
+    """How many times the run was rolled back after a collapse."""
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainerState:
@@ -250,21 +260,7 @@ class Trainer:
             raise UsageError(f"--resume: {self.run_dir} holds no checkpoint to resume from")
         if note and self.dist.main:
             print(f"genlab: {note}", file=sys.stderr)
-        self.model.load_state_dict(load_tensors(ckpt / "model.safetensors"))
-        if self.ema is not None:
-            if (ckpt / "ema.safetensors").exists():
-                self.ema.module.load_state_dict(load_tensors(ckpt / "ema.safetensors"))
-            else:  # EMA switched on for the resumed part: start it from the current weights
-                self.ema.module.load_state_dict(self.model.state_dict())
-        saved = load_optimizer_state(ckpt / "optimizer.pt")
-        for name, opt in self.optimizers.items():  # one state per named optimizer
-            if name not in saved:
-                raise RunError(
-                    f"--resume: {ckpt} holds no state of optimizer '{name}' (it has "
-                    f"{', '.join(saved) or 'none'}); start a new run"
-                )
-            opt.load_state_dict(saved[name])
-        raw = json.loads((ckpt / "trainer.json").read_text())
+        raw = self.load_weights(ckpt)
         self.state = TrainerState.from_dict(raw)
         s, sel = self.state, self.selection
         if (s.best_key, s.best_mode) != (sel.key, sel.mode) and "best_key" in raw:
@@ -286,6 +282,49 @@ class Trainer:
             times = [r["elapsed_s"] for r in read_journal(path) if "elapsed_s" in r]
             self.elapsed_before = float(times[-1]) if times else 0.0
         self.dist.barrier()
+
+    def load_weights(self, ckpt: Path) -> dict[str, Any]:
+        """Load a checkpoint's weights, EMA and optimizer states; returns its trainer.json."""
+        self.model.load_state_dict(load_tensors(ckpt / "model.safetensors"))
+        if self.ema is not None:
+            if (ckpt / "ema.safetensors").exists():
+                self.ema.module.load_state_dict(load_tensors(ckpt / "ema.safetensors"))
+            else:  # EMA switched on for the resumed part: start it from the current weights
+                self.ema.module.load_state_dict(self.model.state_dict())
+        saved = load_optimizer_state(ckpt / "optimizer.pt")
+        for name, opt in self.optimizers.items():  # one state per named optimizer
+            if name not in saved:
+                raise RunError(
+                    f"{ckpt} holds no state of optimizer '{name}' (it has "
+                    f"{', '.join(saved) or 'none'}); start a new run"
+                )
+            opt.load_state_dict(saved[name])
+        return json.loads((ckpt / "trainer.json").read_text())
+
+    def restore_after_collapse(self) -> dict[str, Any]:
+        """train.on_collapse=restore: roll back to the newest kept checkpoint of a healthy
+        evaluation (none yet: keep the weights) and multiply the learning rates by
+        train.restore_lr_factor; prints one line, returns the figures to log."""
+        s, factor = self.state, self.cfg.restore_lr_factor
+        good = [p for p in list_checkpoints(self.run_dir) if checkpoint_step(p) <= s.good_step]
+        s.lr_scale *= factor
+        s.restores += 1
+        out: dict[str, Any] = {"restored_from": -1, "lr_scale": s.lr_scale}
+        if good:
+            raw = self.load_weights(good[-1])
+            if self.ema is not None:
+                self.ema.n_averaged.fill_(raw.get("ema_count", 0))
+            out["restored_from"] = checkpoint_step(good[-1])
+            what = f"restored the weights of step {out['restored_from']}"
+        else:
+            what = "no checkpoint of a healthy evaluation to restore yet, weights kept"
+        if self.dist.main:
+            tqdm.write(
+                f"genlab: collapse at step {s.step} (train.on_collapse=restore): {what}; "
+                f"learning rates x{factor:g} (now x{s.lr_scale:g} of the configured ones)",
+                file=sys.stderr,
+            )
+        return out
 
     def log(self, record: dict[str, Any]) -> None:
         """Append a record to metrics.jsonl with `elapsed_s`, the run's training seconds so far
@@ -341,6 +380,11 @@ class Trainer:
                 tqdm.write(f"genlab: warning at step {step}: {warning}", file=sys.stderr)
         return out
 
+    def collapsed(self, health: dict[str, Any]) -> bool:
+        """Whether an evaluation's health figures report a collapse, in any process."""
+        flag = torch.tensor([1.0 if health.get("collapsed") else 0.0], device=self.device)
+        return bool(self.dist.all_reduce_mean(flag).item() > 0)
+
     # the step -------------------------------------------------------------------------------
     def nonfinite(self, name: str, value: float, step: int) -> RunError:
         """The error that stops training when a logged value becomes NaN or infinite."""
@@ -360,6 +404,7 @@ class Trainer:
             for group, base in zip(opt.param_groups, self.base_lrs[name], strict=True):
                 # (a group at the configured peak rate gets the schedule's rate exactly)
                 group["lr"] = lr if base == self.cfg.lr else base * (lr / self.cfg.lr)
+                group["lr"] *= self.state.lr_scale  # lowered by collapse restores
             rates[f"lr_{name}"] = opt.param_groups[0]["lr"]
         return {"lr": rates.popitem()[1]} if len(rates) == 1 else rates
 
@@ -463,6 +508,12 @@ class Trainer:
                 if s.step % cfg.eval_every == 0 or s.step == self.total_steps:
                     val = self.evaluate()
                     health = self.health(s.step, val)
+                    if self.collapsed(health) and cfg.on_collapse == "restore":
+                        restored = self.restore_after_collapse()
+                        self.log({"step": s.step, "split": "val", **val, **health, **restored})
+                        last_saved = s.step  # the collapsed weights are not checkpointed
+                        continue
+                    s.good_step = s.step
                     improved = self.select(s, {**val, **health})
                     stop = bool(cfg.patience) and s.bad_evals >= cfg.patience
                     self.log({"step": s.step, "split": "val", **val, **health, "early_stop": stop})
