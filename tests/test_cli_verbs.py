@@ -404,7 +404,7 @@ def test_export_refuses_families_that_sample_in_a_loop(tmp_path, capsys):
         (run / "config.json").write_text(json.dumps({"family": family}))
         line = error(capsys, 2, "export", run, "--format", "torchscript")
         assert f"'{family}' cannot be exported: it samples in a Python loop" in line
-        assert "takes mlp, cnn, vae, gan runs" in line
+        assert "genlab export takes mlp, cnn, vae, gan" in line
 
 
 def test_export_onnx_runs_in_onnx_reference_evaluator(runs_dir, tmp_path, capsys, monkeypatch):

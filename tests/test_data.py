@@ -482,7 +482,7 @@ def test_builtin_mnist_sample():
     for split in ("train", "val", "test"):
         assert set(ds.splits[split].y.tolist()) == set(range(10))
     assert int(ds.splits["train"].x.max()) == 255
-    assert set(BUILTINS) == {"digits", "mnist-sample", "wine"}
+    assert set(BUILTINS) == {"digits", "mnist-sample", "wine", "bach-chorales"}
 
 
 # ---------------------------------------------------------------- splits and settings
@@ -528,7 +528,8 @@ def test_bad_settings(kwargs, message):
 
 def test_unknown_spec_and_unsupported_file(tmp_path):
     with pytest.raises(
-        DataError, match=r"no data at 'foo': not a built-in \(digits, mnist-sample, wine\)"
+        DataError,
+        match=r"no data at 'foo': not a built-in \(digits, mnist-sample, wine, bach-chorales\)",
     ):
         load_dataset("foo")
     other = tmp_path / "data.parquet"

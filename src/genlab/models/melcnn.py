@@ -106,12 +106,16 @@ class MelCNN(GenerativeModel):
         h = self.blocks(self.norm(self.log_mel(x)))
         return torch.cat([h.mean((2, 3)), h.amax((2, 3))], dim=1)
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Clips (B, T) -> class logits (B, K)."""
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Clips (B, T) -> class logits (B, K), with autograd (training)."""
         return self.head(self.drop(self.features(x)))
 
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Clips (B, T) -> class logits (B, K), without autograd."""
+        return self.logits(x)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        logits = self.predict(batch["x"])
+        logits = self.logits(batch["x"])
         y = batch["y"]
         return {
             "loss": F.cross_entropy(logits, y),
