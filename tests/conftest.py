@@ -113,16 +113,14 @@ def tiny_text(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_audio(tmp_path_factory) -> Path:
-    """200 mono 8 kHz clips of 256 samples named `{digit}_{speaker}_{index}.wav` for the audio
-    families: digit 0 a 500 Hz sine, digit 1 a 1500 Hz one; speaker a loud, b soft; random
-    phases (seeded)."""
+def write_tiny_audio(root: Path) -> Path:
+    """200 mono 8 kHz clips of 256 samples named `{digit}_{speaker}_{index}.wav` in `root` for
+    the audio families: digit 0 a 500 Hz sine, digit 1 a 1500 Hz one; speaker a loud, b soft;
+    random phases (seeded)."""
     import numpy as np
     from scipy.io import wavfile
 
-    root = tmp_path_factory.mktemp("audio") / "clips"
-    root.mkdir()
+    root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     t = np.arange(256) / 8000
     for i in range(50):
@@ -132,3 +130,9 @@ def tiny_audio(tmp_path_factory) -> Path:
                 data = np.round(wave * 32767).astype(np.int16)
                 wavfile.write(root / f"{digit}_{speaker}_{i}.wav", 8000, data)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_audio(tmp_path_factory) -> Path:
+    """The small WAV clips of `write_tiny_audio`, once per session."""
+    return write_tiny_audio(tmp_path_factory.mktemp("audio") / "clips")

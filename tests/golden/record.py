@@ -25,7 +25,7 @@ if str(HERE.parent) not in sys.path:  # tests/, for conftest's tiny configuratio
     sys.path.insert(0, str(HERE.parent))
 
 import genlab  # noqa: E402
-from conftest import TINY, TINY_DATA, tiny_corpus  # noqa: E402
+from conftest import TINY, TINY_DATA, tiny_corpus, write_tiny_audio  # noqa: E402
 from genlab.data import BUILTINS  # noqa: E402
 
 STEPS = 20
@@ -84,6 +84,9 @@ def _data(family: str, tmp: Path) -> str:
         return str(path)
     if TINY_DATA.get(family) in BUILTINS:  # e.g. the 'wine' table
         return TINY_DATA[family]
+    if TINY_DATA.get(family) == "tiny_audio":
+        root = tmp / "clips"
+        return str(root if root.exists() else write_tiny_audio(root))
     if family in TINY_DATA:
         raise RuntimeError(f"no golden data for {family}: {TINY_DATA[family]}")
     return "digits"
