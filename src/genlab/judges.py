@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -64,34 +65,7 @@ def judge(
         file=sys.stderr,
     )
     cfg = apply_overrides(default_config("cnn"), RECIPE_OVERRIDES)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".train-") as tmp, torch.enable_grad():
-        # (also when called under no_grad), in this process alone, also under torchrun
-        torch.manual_seed(cfg.train.seed)
-        model = CNN(cfg.model, dataset.info)
-        (Path(tmp) / "run").mkdir()
-        trainer = Trainer(
-            model, dataset, cfg.train, Path(tmp) / "run", total_steps=steps,
-            quiet=not progress, distributed=False,
-        )  # fmt: skip
-        trainer.fit()
-        staged = Path(tmp) / "entry"
-        staged.mkdir()
-        weights = staged / "model.safetensors"
-        shutil.copy(checkpoint_dir(Path(tmp) / "run", "best") / "model.safetensors", weights)
-        model.load_state_dict(load_tensors(weights))
-        meta = {
-            "recipe": RECIPE,
-            "steps": steps,
-            "data": dataset.info.source,
-            "fingerprint": dataset.info.fingerprint,
-            "sha256": checksum(weights),
-            "test_accuracy": classifier_accuracy(model.eval(), dataset),
-            "model": to_dict(cfg.model),
-        }
-        write_json_atomic(staged / "meta.json", meta)
-        if entry.exists():
-            shutil.rmtree(entry)
-        os.replace(staged, entry)
+    _train_and_cache(CNN, cfg, dataset, steps, entry, RECIPE, progress)
     return load_judge(dataset, steps=steps, cache_dir=cache_dir)
 
 
@@ -139,9 +113,28 @@ def audio_judge(
         file=sys.stderr,
     )
     cfg = apply_overrides(default_config("melcnn"), AUDIO_RECIPE_OVERRIDES)
+    _train_and_cache(MelCNN, cfg, dataset, steps, entry, AUDIO_RECIPE, progress, batch_size=100)
+    return load_audio_judge(dataset, steps=steps, cache_dir=cache_dir)
+
+
+def _train_and_cache(
+    cls: type,
+    cfg: Any,
+    dataset: Dataset,
+    steps: int,
+    entry: Path,
+    recipe: str,
+    progress: bool,
+    batch_size: int = 500,
+) -> None:
+    """Train a judge of class `cls` (config `cfg`) on `dataset` for `steps` steps,
+    deterministically, and write it into the cache folder `entry` with its meta.json (recipe,
+    data, sha256, test accuracy with batches of `batch_size`), replacing it atomically."""
+    root = entry.parent
     with tempfile.TemporaryDirectory(dir=root, prefix=".train-") as tmp, torch.enable_grad():
+        # (also when called under no_grad), in this process alone, also under torchrun
         torch.manual_seed(cfg.train.seed)
-        model = MelCNN(cfg.model, dataset.info)
+        model = cls(cfg.model, dataset.info)
         (Path(tmp) / "run").mkdir()
         trainer = Trainer(
             model, dataset, cfg.train, Path(tmp) / "run", total_steps=steps,
@@ -154,16 +147,15 @@ def audio_judge(
         shutil.copy(checkpoint_dir(Path(tmp) / "run", "best") / "model.safetensors", weights)
         model.load_state_dict(load_tensors(weights))
         meta = {
-            "recipe": AUDIO_RECIPE,
+            "recipe": recipe,
             "steps": steps,
             "data": dataset.info.source,
             "fingerprint": dataset.info.fingerprint,
             "sha256": checksum(weights),
-            "test_accuracy": classifier_accuracy(model.eval(), dataset, batch_size=100),
+            "test_accuracy": classifier_accuracy(model.eval(), dataset, batch_size=batch_size),
             "model": to_dict(cfg.model),
         }
         write_json_atomic(staged / "meta.json", meta)
         if entry.exists():
             shutil.rmtree(entry)
         os.replace(staged, entry)
-    return load_audio_judge(dataset, steps=steps, cache_dir=cache_dir)
