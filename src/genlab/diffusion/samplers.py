@@ -13,6 +13,7 @@ samplers at once. `sample_loop` strings the steps together for a `predict(x_t, t
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -32,6 +33,50 @@ def spaced_timesteps(timesteps: int, steps: int) -> list[int]:
         raise UsageError(f"--sample-steps must be between 1 and the model's {timesteps} timesteps")
     ts = torch.linspace(0, timesteps - 1, steps, dtype=torch.float64).round().long()
     return sorted({int(t) for t in ts}, reverse=True)
+
+
+def sampling_options(
+    cfg: Any, sampler: str | None, sample_steps: int | None, eta: float | None
+) -> tuple[str, list[int], float]:
+    """The sampler, its descending timesteps and eta asked for, each defaulting to the model
+    config's `sampler`, `sample_steps` and `eta` (over its `timesteps`); a UsageError for a
+    value out of range."""
+    sampler = cfg.sampler if sampler is None else sampler
+    if sampler not in SAMPLERS:
+        raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)}")
+    eta = cfg.eta if eta is None else eta
+    if eta < 0:
+        raise UsageError(f"--eta must be 0 or more; got {eta}")
+    steps = cfg.sample_steps if sample_steps is None else sample_steps
+    return sampler, spaced_timesteps(cfg.timesteps, steps), eta
+
+
+def guided(
+    net: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
+    read: Callable[[torch.Tensor, int, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    labels: torch.Tensor | None,
+    null_label: int,
+    scale: float,
+) -> Predict:
+    """predict(x_t, t) of a network `net(x_t, t (B,), labels)` whose output `read(x_t, t, out)`
+    turns into (x_0, eps), under classifier-free guidance at `scale` for `labels` (B,).
+
+    Scale 1 calls only the conditional network, 0 only the unconditional one (labels
+    `null_label`); otherwise both in one batch, combined as out_u + scale (out_c - out_u) before
+    reading (the objectives are affine in the output, so this is guidance on eps)."""
+
+    def predict(x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tt = torch.full((len(x),), t, device=x.device)
+        if labels is None or scale == 1:
+            return read(x, t, net(x, tt, labels))
+        null = torch.full_like(labels, null_label)
+        if scale == 0:
+            return read(x, t, net(x, tt, null))
+        both = net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, null]))
+        out_c, out_u = both.chunk(2)
+        return read(x, t, out_u + scale * (out_c - out_u))
+
+    return predict
 
 
 def ddpm_step(

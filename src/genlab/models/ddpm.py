@@ -200,24 +200,9 @@ class DDPM(GenerativeModel):
         return x0, eps
 
     def guided(self, labels: torch.Tensor | None, scale: float) -> samplers.Predict:
-        """predict(x_t, t) under classifier-free guidance at `scale` for `labels` (B,).
-
-        Scale 1 calls only the conditional network, 0 only the unconditional one; otherwise
-        both in one batch, combined as out_u + scale (out_c - out_u) before reading the output
-        (the objectives are affine in the output, so this is guidance on eps).
-        """
-        if labels is None or scale == 1:
-            return lambda x, t: self.denoise(x, t, labels)
-        null = torch.full_like(labels, self.num_classes)
-        if scale == 0:
-            return lambda x, t: self.denoise(x, t, null)
-
-        def predict(x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-            tt = torch.full((2 * len(x),), t, device=x.device)
-            out_c, out_u = self.net(torch.cat([x, x]), tt, torch.cat([labels, null])).chunk(2)
-            return self._read(x, t, out_u + scale * (out_c - out_u))
-
-        return predict
+        """predict(x_t, t) under classifier-free guidance at `scale` for `labels` (B,)
+        (genlab.diffusion.samplers.guided)."""
+        return samplers.guided(self.net, self._read, labels, self.num_classes, scale)
 
     # training -------------------------------------------------------------------------------
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -236,14 +221,7 @@ class DDPM(GenerativeModel):
     # sampling -------------------------------------------------------------------------------
     def _options(self, sampler, sample_steps, eta, class_label, guidance_scale):
         cfg = self.cfg
-        sampler = cfg.sampler if sampler is None else sampler
-        if sampler not in samplers.SAMPLERS:
-            raise UsageError(f"--sampler must be one of {', '.join(samplers.SAMPLERS)}")
-        eta = cfg.eta if eta is None else eta
-        if eta < 0:
-            raise UsageError(f"--eta must be 0 or more; got {eta}")
-        steps = cfg.sample_steps if sample_steps is None else sample_steps
-        timesteps = samplers.spaced_timesteps(cfg.timesteps, steps)
+        sampler, timesteps, eta = samplers.sampling_options(cfg, sampler, sample_steps, eta)
         if not self.num_classes and (class_label is not None or guidance_scale is not None):
             raise UsageError(
                 "--class and --guidance-scale need a class-conditional run; train one with "

@@ -213,18 +213,7 @@ class DiffWave(GenerativeModel):
             x0 = self.schedule.to_x0_eps("eps", x, t, eps)[0].clamp(-1, 1)
             return x0, self.schedule.eps_from_x0(x, t, x0)
 
-        def predict(x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-            tt = torch.full((len(x),), t, device=x.device)
-            if labels is None or scale == 1:
-                return read(x, t, self.net(x, tt, labels))
-            null = torch.full_like(labels, self.num_classes)
-            if scale == 0:
-                return read(x, t, self.net(x, tt, null))
-            both = self.net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, null]))
-            cond, uncond = both.chunk(2)
-            return read(x, t, uncond + scale * (cond - uncond))
-
-        return predict
+        return samplers.guided(self.net, read, labels, self.num_classes, scale)
 
     @torch.no_grad()
     def sample(
@@ -244,17 +233,10 @@ class DiffWave(GenerativeModel):
         unless `class_label` is given."""
         cfg = self.cfg
         SampleOptions(seconds=seconds).validate()
-        sampler = cfg.sampler if sampler is None else sampler
-        if sampler not in samplers.SAMPLERS:
-            raise UsageError(f"--sampler must be one of {', '.join(samplers.SAMPLERS)}")
-        eta = cfg.eta if eta is None else eta
-        if eta < 0:
-            raise UsageError(f"--eta must be 0 or more; got {eta}")
+        sampler, timesteps, eta = samplers.sampling_options(cfg, sampler, sample_steps, eta)
         if guidance_scale is not None and not self.num_classes:
             raise UsageError("--guidance-scale needs a class-conditional run")
         scale = cfg.guidance_scale if guidance_scale is None else guidance_scale
-        steps = cfg.sample_steps if sample_steps is None else sample_steps
-        timesteps = samplers.spaced_timesteps(cfg.timesteps, steps)
         labels = self.sample_labels(n, class_label, generator)
         length = int(self.info.shape[0])
         if seconds is not None:
