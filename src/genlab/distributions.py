@@ -81,7 +81,7 @@ def class_coverage(
 NEARLY_BINARY = 0.2
 """Image data whose grey fraction (genlab.data.image.grey_fraction: the share of pixel values
 strictly between 5% and 95% of the range) is below this is nearly binary: a Bernoulli pixel
-model fits it. MNIST is about 0.10, the 8x8 digits 0.42; photographs are near 1."""
+model fits it (the fractions of the built-in data are in docs/families.md)."""
 
 
 def nearly_binary(grey: float | None) -> bool:

@@ -261,7 +261,7 @@ def image_dataset(
 
 def grey_fraction(x: torch.Tensor, levels: int) -> float:
     """Share of the stored values x (uint8, 0 .. levels - 1) strictly between 5% and 95% of the
-    range: how far the images are from binary (MNIST about 0.10, the 8x8 digits about 0.42)."""
+    range: how far the images are from binary (0 for black-and-white images)."""
     if x.numel() == 0:
         return 0.0
     top = max(levels - 1, 1)
