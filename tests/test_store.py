@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -115,6 +116,24 @@ def test_search_sees_writes_after_the_matrix_was_cached(store):
     new = store.add(text_item("y", vector=vec(5)))
     top = store.search(vector=vec(5), space="test:8", mode="vector", k=1)
     assert top[0].generation.id == new.id
+
+
+def test_repeated_searches_see_inserts_and_deletes(store):
+    """Answers kept for repeated queries are dropped as soon as the store changes."""
+    first = store.add(text_item("a red ship", vector=vec(0)))
+    assert [h.generation.id for h in store.search("ship", mode="keyword")] == [first.id]
+    second = store.add(text_item("another ship", vector=vec(1)))
+    assert {h.generation.id for h in store.search("ship", mode="keyword")} == {first.id, second.id}
+    store.delete([first.id])
+    assert [h.generation.id for h in store.search("ship", mode="keyword")] == [second.id]
+    hits = store.search(vector=vec(0), space="test:8", mode="vector", k=5)
+    assert [h.generation.id for h in hits] == [second.id]
+    # searches from many threads at once agree with one search alone
+    with ThreadPoolExecutor(8) as pool:
+        many = list(
+            pool.map(lambda _: store.search("ship", vector=vec(1), space="test:8"), range(32))
+        )
+    assert all([h.generation.id for h in m] == [second.id] for m in many)
 
 
 def test_concurrent_writers_lose_and_duplicate_nothing(store):

@@ -152,6 +152,74 @@ def option_fields(cls: type) -> list[dict[str, Any]]:
     return out
 
 
+class Bounds:
+    """ASGI middleware that checks, before any /api endpoint but /api/info runs, the bearer
+    token and the body's size and encoding (a pure ASGI class: Starlette's `@app.middleware`
+    wrapper costs more per request than a search does)."""
+
+    def __init__(self, app: Any, *, token: str | None, max_body: int) -> None:
+        self.app, self.token, self.max_body = app, token, max_body
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/api/") or path == "/api/info":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        problem = self._refusal(headers)
+        if problem is None and scope["method"] == "POST":
+            body = bytearray()
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                body += message.get("body", b"")
+                if len(body) > self.max_body:
+                    problem = (413, f"request bodies are limited to {self.max_body} bytes")
+                    break
+                if not message.get("more_body", False):
+                    break
+            if problem is None:
+                try:
+                    body.decode("utf-8")
+                except UnicodeDecodeError:
+                    problem = (400, "the request body is not UTF-8 text; send JSON in UTF-8")
+            if problem is None:
+                return await self.app(scope, _replay(bytes(body), receive), send)
+        if problem is not None:
+            from fastapi.responses import JSONResponse
+
+            status, message = problem
+            reply = JSONResponse({"error": message, "status": status}, status_code=status)
+            return await reply(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    def _refusal(self, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+        if self.token is not None:
+            given = headers.get(b"authorization", b"")
+            if not given.startswith(b"Bearer "):
+                return 401, "this server needs 'Authorization: Bearer TOKEN'"
+            if not hmac.compare_digest(given[7:], self.token.encode()):
+                return 401, "wrong token"
+        size = headers.get(b"content-length")
+        if size is not None and (not size.isdigit() or int(size) > self.max_body):
+            return 413, f"request bodies are limited to {self.max_body} bytes"
+        return None
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """An ASGI `receive` that gives the already-read body once, then defers to `receive`."""
+    given = False
+
+    async def again() -> dict[str, Any]:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
+
+
 def create_app(
     runs: str | Path = "runs",
     store: str | None = None,
@@ -228,27 +296,7 @@ def create_app(
             problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
         return error(422, "; ".join(problems) or "invalid request")
 
-    @app.middleware("http")
-    async def _bounds(request: Request, call_next: Any) -> Any:
-        if request.url.path.startswith("/api/") and request.url.path != "/api/info":
-            if token is not None:
-                given = request.headers.get("authorization", "")
-                if not given.startswith("Bearer "):
-                    return error(401, "this server needs 'Authorization: Bearer TOKEN'")
-                if not hmac.compare_digest(given[7:].encode(), token.encode()):
-                    return error(401, "wrong token")
-            size = request.headers.get("content-length")
-            if size is not None and (not size.isdigit() or int(size) > lim.max_body):
-                return error(413, f"request bodies are limited to {lim.max_body} bytes")
-            if request.method == "POST":
-                body = await request.body()  # (kept for the endpoint)
-                if len(body) > lim.max_body:
-                    return error(413, f"request bodies are limited to {lim.max_body} bytes")
-                try:
-                    body.decode("utf-8")
-                except UnicodeDecodeError:
-                    return error(400, "the request body is not UTF-8 text; send JSON in UTF-8")
-        return await call_next(request)
+    app.add_middleware(Bounds, token=token, max_body=lim.max_body)
 
     class GenerateRequest(BaseModel):
         n: int = Field(1, ge=1, le=lim.max_n, description="number of samples")
@@ -393,7 +441,10 @@ def create_app(
         elif mode != "keyword" and kind in (None, "text") and q.strip() and embed.text_available():
             enc = embed.text_encoder()
             vector, space = enc.query(q), enc.space
-        return _search_hits(st.search(q, vector=vector, space=space, kind=kind, k=k, mode=mode))
+        hits = _search_hits(st.search(q, vector=vector, space=space, kind=kind, k=k, mode=mode))
+        # serialized here: FastAPI's validation of the declared list of dicts costs more than
+        # the search
+        return Response(json.dumps(hits), media_type="application/json")  # type: ignore[return-value]
 
     @app.get("/api/history")
     def history(
@@ -445,6 +496,11 @@ def serve(
     import torch
 
     torch.set_num_threads(max(1, min(4, (os.cpu_count() or 2) // 2)))
+    # Searches run concurrently, one thread each; a multi-threaded BLAS product per search only
+    # adds spinning threads that take the cores from the others (see bench/serve_load.py).
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
     app = create_app(runs, store, token=token, device=device)
     where = f"http://{host}:{port}"
     print(f"genlab serve: {where}/ (page), {where}/docs (API); Ctrl-C stops", flush=True)

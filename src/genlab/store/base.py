@@ -12,6 +12,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
@@ -154,45 +155,85 @@ def unit(v: np.ndarray) -> np.ndarray:
 class VectorMatrix:
     """The vectors of one embedding space as one normalized float32 matrix in memory, for exact
     cosine search by one matrix product. It grows by the rows added since it last looked
-    (`after` the largest id it holds) and is rebuilt when the store's epoch changes (gc)."""
+    (`after` the largest id it holds) and is rebuilt when the store's epoch changes (gc).
+
+    `data` is one (ids, rows) tuple that updates replace whole, so a search sees either the old
+    or the new matrix, never half of one. `lock` orders updaters; `product` lets one search's
+    matrix product run at a time, as BLAS already spreads one product over the cores and
+    concurrent ones oversubscribe them."""
 
     def __init__(self) -> None:
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.rows = np.zeros((0, 0), dtype=np.float32)
+        self.data: tuple[np.ndarray, np.ndarray] = (
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, 0), dtype=np.float32),
+        )
         self.epoch = -1
+        self.stamp: tuple[int, int] | None = None  # the store's stamp it is known to be current at
         self.lock = threading.Lock()
+        self.product = threading.Lock()
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.data[0]
 
     @property
     def last_id(self) -> int:
-        return int(self.ids[-1]) if len(self.ids) else 0
+        ids = self.data[0]
+        return int(ids[-1]) if len(ids) else 0
 
     def extend(self, ids: Sequence[int], rows: np.ndarray) -> None:
         if not len(ids):
             return
+        old_ids, old_rows = self.data
         rows = unit(rows)
-        if self.rows.size == 0:
-            self.rows = rows
-        else:
-            self.rows = np.concatenate([self.rows, rows])
-        self.ids = np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)])
+        if old_rows.size:
+            rows = np.concatenate([old_rows, rows])
+        self.data = (np.concatenate([old_ids, np.asarray(ids, dtype=np.int64)]), rows)
 
     def reset(self, epoch: int) -> None:
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.rows = np.zeros((0, 0), dtype=np.float32)
+        self.data = (np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
         self.epoch = epoch
+        self.stamp = None
 
     def nearest(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The k ids of highest cosine similarity to `query`, with their similarity."""
-        if not len(self.ids):
+        ids, rows = self.data
+        if not len(ids):
             return []
         q = unit(query).reshape(-1)
-        if q.shape[0] != self.rows.shape[1]:
+        if q.shape[0] != rows.shape[1]:
             return []
-        sims = self.rows @ q
+        with self.product:
+            sims = rows @ q
         k = min(k, len(sims))
         top = np.argpartition(-sims, k - 1)[:k]
         top = top[np.argsort(-sims[top], kind="stable")]
-        return [(int(self.ids[i]), float(sims[i])) for i in top]
+        return [(int(ids[i]), float(sims[i])) for i in top]
+
+
+class Recent:
+    """The answers to recent keyword searches, valid while the store's stamp (newest
+    generation id, epoch) is the one they were computed at: any insert or delete changes it."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self.answers: OrderedDict[tuple, tuple[tuple[int, int], list[int]]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple, stamp: tuple[int, int]) -> list[int] | None:
+        with self.lock:
+            found = self.answers.get(key)
+            if found is None or found[0] != stamp:
+                return None
+            self.answers.move_to_end(key)
+            return found[1]
+
+    def put(self, key: tuple, stamp: tuple[int, int], ids: list[int]) -> None:
+        with self.lock:
+            self.answers[key] = (stamp, ids)
+            self.answers.move_to_end(key)
+            while len(self.answers) > self.size:
+                self.answers.popitem(last=False)
 
 
 class Store:
@@ -209,6 +250,7 @@ class Store:
         self.near_duplicate = near_duplicate
         self._matrices: dict[str, VectorMatrix] = {}
         self._matrices_lock = threading.Lock()
+        self._recent = Recent()
 
     # to implement ----------------------------------------------------------------------------
     def _write(self) -> AbstractContextManager[Any]:
@@ -479,9 +521,7 @@ class Store:
     def _nearest(
         self, space: str, vector: np.ndarray, k: int, *, fresh: bool = True
     ) -> list[tuple[int, float]]:
-        m = self._matrix(space, fresh=fresh)
-        with m.lock:  # a reader sees whole rows: `extend` replaces both arrays under the lock
-            return m.nearest(vector, k)
+        return self._matrix(space, fresh=fresh).nearest(vector, k)
 
     # search ----------------------------------------------------------------------------------
     def search(
@@ -502,14 +542,23 @@ class Store:
         if k < 1:
             raise UsageError(f"k must be at least 1; got {k}")
         depth = max(depth, k)
+        stamp = self._stamp()
         lists: list[list[int]] = []
         kw: list[int] = []
         vec: list[int] = []
         if mode in ("hybrid", "keyword") and query.strip():
-            kw = self._keyword(query, kind, depth)
+            key = (query, kind, depth)
+            kw = self._recent.get(key, stamp)
+            if kw is None:
+                kw = self._keyword(query, kind, depth)
+                self._recent.put(key, stamp, kw)
             lists.append(kw)
         if mode in ("hybrid", "vector") and vector is not None and space:
-            near = self._nearest(space, vector, depth, fresh=self._stale(space))
+            m = self._matrices.get(space)
+            stale = m is None or m.stamp != stamp
+            near = self._nearest(space, vector, depth, fresh=stale)
+            if stale and (m := self._matrices.get(space)) is not None:
+                m.stamp = stamp  # it holds at least every row up to the stamp
             if kind:
                 kinds = self._kinds([i for i, _ in near])
                 near = [(i, s) for i, s in near if kinds.get(i) == kind]
@@ -525,14 +574,14 @@ class Store:
             if i in found
         ]
 
-    def _stale(self, space: str) -> bool:
-        """Whether the cached matrix of `space` may miss rows: a cheap look at the newest id."""
-        m = self._matrices.get(space)
-        if m is None:
-            return True
-        rows = self._query("SELECT MAX(gen_id) FROM embeddings WHERE space = ?", (space,))
-        newest = rows[0][0] or 0
-        return newest != m.last_id or self._epoch() != m.epoch
+    def _stamp(self) -> tuple[int, int]:
+        """(newest generation id, epoch): it changes with every insert and delete, so answers
+        computed at one stamp hold while it stays (writers are serialized, so ids grow in
+        commit order)."""
+        row = self._query(
+            "SELECT (SELECT MAX(id) FROM generations), (SELECT value FROM meta WHERE key = 'epoch')"
+        )[0]
+        return int(row[0] or 0), int(row[1] or 0)
 
     def _kinds(self, ids: Sequence[int]) -> dict[int, str]:
         if not ids:
