@@ -107,4 +107,35 @@ def test_genlab_bench_compares_wavenet_and_diffwave_on_audio(tiny_audio, tmp_pat
         ]  # fmt: skip
     assert "nll_nats" in fams["wavenet"] and "nll_nats" not in fams["diffwave"]
     assert comparison["real"]["judge_accuracy"] == fams["wavenet"]["judge_accuracy_real"]
-    assert "| audio judge accuracy (the class asked for) |" in (out / "comparison.md").read_text()
+    report = (out / "comparison.md").read_text()
+    assert "| audio judge accuracy (the class asked for) |" in report
+    for name in families:  # the report shows files that exist
+        assert f"![{name}](samples-{name}-spectrogram.png)" in report
+    assert "test images" not in report
+
+
+def test_eval_samples_of_a_conditional_audio_run_use_the_audio_judge(tiny_audio, tmp_path, capsys):
+    import json
+
+    import genlab
+    from conftest import TINY
+    from genlab.cli import main
+
+    run = genlab.train(
+        "wavenet", str(tiny_audio), tmp_path / "w",
+        overrides=[*TINY["wavenet"], "train.batch_size=16"], steps=2, quiet=True,
+    )  # fmt: skip
+    out = tmp_path / "eval.json"
+    args = ["eval", str(run), "--samples", "10", "--feature-steps", str(STEPS), "--quiet"]
+    assert main([*args, "--json", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert m["samples"] == 10 and 0 <= m["judge_accuracy"] <= 1 and m["fd"] >= 0
+    assert m["judge_accuracy_real"] == 1.0  # the judge tells the two tones apart
+    assert "precision" not in m  # no image figures
+    uncond = genlab.train(
+        "wavenet", str(tiny_audio), tmp_path / "u",
+        overrides=[*TINY["wavenet"], "model.conditional=false", "train.batch_size=16"],
+        steps=2, quiet=True,
+    )  # fmt: skip
+    assert main(["eval", str(uncond), "--samples", "10", "--feature-steps", str(STEPS)]) == 2
+    assert "not a class-conditional generator" in capsys.readouterr().err

