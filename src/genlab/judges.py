@@ -52,21 +52,18 @@ def judge(
     once (deterministically: fixed recipe, seed and CPU), cached with a checksum and returned.
     A cache entry that fails its checksum is reported and trained again."""
     dataset = judge_data(data)
-    try:
-        return load_judge(dataset, steps=steps, cache_dir=cache_dir)
-    except JudgeNotCached as e:
-        if e.damaged:
-            print(f"genlab: {e.args[0].split(';')[0]}; training it again", file=sys.stderr)
     entry = judge_entry(dataset.info.fingerprint, steps, cache_dir)
-    root = entry.parent
-    root.mkdir(parents=True, exist_ok=True)
-    print(
-        f"genlab: training the frozen cnn judge of {data} ({steps} steps, once; cached in {root})",
-        file=sys.stderr,
+
+    def train() -> None:
+        cfg = apply_overrides(default_config("cnn"), RECIPE_OVERRIDES)
+        _train_and_cache(CNN, cfg, dataset, steps, entry, RECIPE, progress)
+
+    return _cached_or_trained(
+        lambda: load_judge(dataset, steps=steps, cache_dir=cache_dir),
+        train,
+        entry,
+        f"the frozen cnn judge of {data} ({steps} steps",
     )
-    cfg = apply_overrides(default_config("cnn"), RECIPE_OVERRIDES)
-    _train_and_cache(CNN, cfg, dataset, steps, entry, RECIPE, progress)
-    return load_judge(dataset, steps=steps, cache_dir=cache_dir)
 
 
 AUDIO_RECIPE_OVERRIDES = [
@@ -99,22 +96,32 @@ def audio_judge(
     )
 
     check_judge_data(dataset)
+    entry = audio_judge_entry(dataset.info.fingerprint, steps, cache_dir)
+
+    def train() -> None:
+        cfg = apply_overrides(default_config("melcnn"), AUDIO_RECIPE_OVERRIDES)
+        _train_and_cache(MelCNN, cfg, dataset, steps, entry, AUDIO_RECIPE, progress, batch_size=100)
+
+    return _cached_or_trained(
+        lambda: load_audio_judge(dataset, steps=steps, cache_dir=cache_dir),
+        train,
+        entry,
+        f"the frozen melcnn judge of {dataset.info.source} ({steps} steps",
+    )
+
+
+def _cached_or_trained(load: Any, train: Any, entry: Path, what: str) -> Any:
+    """`load()` the cached judge; when there is none (or it is damaged: said on stderr), say
+    that `what` is being trained, `train()` it into `entry` and load it."""
     try:
-        return load_audio_judge(dataset, steps=steps, cache_dir=cache_dir)
+        return load()
     except JudgeNotCached as e:
         if e.damaged:
             print(f"genlab: {e.args[0].split(';')[0]}; training it again", file=sys.stderr)
-    entry = audio_judge_entry(dataset.info.fingerprint, steps, cache_dir)
-    root = entry.parent
-    root.mkdir(parents=True, exist_ok=True)
-    print(
-        f"genlab: training the frozen melcnn judge of {dataset.info.source} ({steps} steps, "
-        f"once; cached in {root})",
-        file=sys.stderr,
-    )
-    cfg = apply_overrides(default_config("melcnn"), AUDIO_RECIPE_OVERRIDES)
-    _train_and_cache(MelCNN, cfg, dataset, steps, entry, AUDIO_RECIPE, progress, batch_size=100)
-    return load_audio_judge(dataset, steps=steps, cache_dir=cache_dir)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    print(f"genlab: training {what}, once; cached in {entry.parent})", file=sys.stderr)
+    train()
+    return load()
 
 
 def _train_and_cache(
