@@ -1,5 +1,7 @@
-"""Gated PixelCNN (van den Oord et al. 2016, "Conditional Image Generation with PixelCNN
-Decoders"): an exact-likelihood autoregressive model of images in raster order.
+"""PixelCNN: exact-likelihood autoregressive models of images in raster order. Two networks:
+the Gated PixelCNN (van den Oord et al. 2016, "Conditional Image Generation with PixelCNN
+Decoders", `model.arch=gated`, the default) and PixelCNN++'s multi-resolution network (Salimans
+et al. 2017, `model.arch=pp`).
 
 p(x) = prod_i p(x_i | x_<i), pixels i in raster order (row by row, left to right). The channels
 of one pixel are predicted together from the pixels before it (for grayscale data, the usual
@@ -13,18 +15,28 @@ Two stacks of masked convolutions remove the blind spot of the original PixelCNN
   later layers type B (the current position included, which by then holds only the past).
 Each layer is gated, tanh(a) * sigmoid(b), with an optional class embedding added to a and b,
 and the horizontal stack is residual. A 1x1 head gives per pixel and channel one Bernoulli
-logit (binarized data) or one logit per intensity level (a categorical over e.g. 256 values).
+logit (binarized data), one logit per intensity level (a categorical over e.g. 256 values), or
+the parameters of a discretized logistic mixture (PixelCNN++; for RGB its means are linear in
+the pixel's earlier channels, restoring the R -> G -> B order).
+
+`model.arch=pp` is PixelCNN++'s network: a stream that sees the rows above (down-shifted
+convolutions) and one that sees the rows above and the pixels to the left (down-right-shifted
+convolutions), through gated residual blocks at `model.scales` resolutions, each half the last
+(strided shifted convolutions down, shifted transposed convolutions up), with shortcut
+connections from every block on the way down to its mirror on the way up, and dropout.
 
 `nll` is exact: the sum of the per-pixel negative log-probabilities, in nats per image.
 Sampling generates pixel by pixel and reuses computation across pixels: each layer keeps its
 features of the rows and columns done so far, so a new row costs one row per layer in the
 vertical stack (a convolution over the last k//2 + 1 rows of the layer below) and a new pixel
 one position per layer in the horizontal stack (over the last k//2 + 1 columns), instead of
-passes over everything generated so far. The logits are those of the full pass.
+passes over everything generated so far. The logits are those of the full pass. The pp network
+is rerun once per pixel, on the rows generated so far.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,34 +45,60 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.data import DataInfo
-from genlab.distributions import auto_pixel_model, binarize
+from genlab.distributions import (
+    auto_pixel_model,
+    binarize,
+    discretized_logistic_mixture_log_prob,
+    logistic_mixture_size,
+    sample_logistic_mixture,
+)
 from genlab.errors import UsageError
 from genlab.models.base import GenerativeModel
 
 
 @dataclass
 class Config:
+    arch: Literal["gated", "pp"] = "gated"
+    """gated: the Gated PixelCNN's vertical and horizontal stacks at full resolution, with cached
+    sampling. pp: PixelCNN++'s two shifted streams over `scales` resolutions with `resnets`
+    gated residual blocks each way and shortcut connections (sampling reruns it per pixel)."""
     channels: int = 64
-    """Feature maps of each stack in every gated layer."""
+    """Feature maps of each stack in every gated layer (pp: of every residual block)."""
     layers: int = 8
-    """Gated layers, the first (type A) included."""
+    """gated: gated layers, the first (type A) included."""
     first_kernel: int = 7
-    """Kernel size k of the first (type A) layer (odd)."""
+    """gated: kernel size k of the first (type A) layer (odd)."""
     kernel: int = 3
-    """Kernel size k of the later (type B) layers (odd)."""
+    """gated: kernel size k of the later (type B) layers (odd)."""
     head: int = 256
-    """Width of the 1x1 output head (0: logits straight from the last layer)."""
-    pixels: Literal["auto", "bernoulli", "categorical"] = "auto"
-    """Per-pixel model: Bernoulli on binarized data, or a categorical over the data's intensity
-    levels (256 for 8-bit images, so bits/dim compare with other families); auto: bernoulli for
+    """gated: width of the 1x1 output head (0: logits straight from the last layer)."""
+    scales: int = 3
+    """pp: resolutions (28x28 images: 28, 14 and 7)."""
+    resnets: int = 2
+    """pp: gated residual blocks per resolution, on the way down and again on the way up."""
+    dropout: float = 0.0
+    """Dropout inside every gated layer or residual block (PixelCNN++ used 0.5)."""
+    pixels: Literal["auto", "bernoulli", "categorical", "logistic"] = "auto"
+    """Per-pixel model: Bernoulli on binarized data, a categorical over the data's intensity
+    levels (256 for 8-bit images, so bits/dim compare with other families), or PixelCNN++'s
+    discretized logistic mixture over those levels (`mixtures` components); auto: bernoulli for
     nearly binary data (e.g. MNIST), else categorical (genlab.distributions.nearly_binary). The
     run's config records the choice."""
+    mixtures: int = 5
+    """logistic: mixture components per pixel."""
     binarize: Literal["dynamic", "threshold"] = "dynamic"
     """For `bernoulli`: a fresh random draw of each pixel every pass, or pixel > 0.5."""
     conditional: bool = False
     """Class-conditional (needs labelled data): `genlab sample RUN --class K`."""
 
     def validate(self) -> None:
+        if self.scales < 1 or self.resnets < 1 or self.mixtures < 1:
+            raise UsageError(
+                "model.scales, model.resnets and model.mixtures must be positive; "
+                f"got {self.scales}, {self.resnets}, {self.mixtures}"
+            )
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"model.dropout must be in [0, 1); got {self.dropout}")
         if self.channels < 1 or self.layers < 1 or self.head < 0:
             raise UsageError(
                 "model.channels and model.layers must be positive and model.head 0 or more; "
@@ -115,8 +153,17 @@ def gate(x: torch.Tensor) -> torch.Tensor:
 class GatedLayer(nn.Module):
     """One gated layer with a vertical and a horizontal stack."""
 
-    def __init__(self, c_in: int, c: int, k: int, mask_type: Literal["A", "B"], classes: int):
+    def __init__(
+        self,
+        c_in: int,
+        c: int,
+        k: int,
+        mask_type: Literal["A", "B"],
+        classes: int,
+        dropout: float = 0.0,
+    ):
         super().__init__()
+        self.drop = nn.Dropout(dropout)
         self.v_conv = VerticalConv(c_in, 2 * c, k)
         self.v_to_h = nn.Conv2d(2 * c, 2 * c, 1)
         self.h_conv = HorizontalConv(c_in, 2 * c, k, mask_type)
@@ -152,7 +199,7 @@ class GatedLayer(nn.Module):
         pre = self.h_conv(h) + to_h  # (B, 2C, H, W)
         if cond is not None:
             pre = pre + cond[1]
-        out = self.h_out(gate(pre))
+        out = self.h_out(self.drop(gate(pre)))
         return h + out if self.residual else out
 
     def column_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -205,6 +252,130 @@ class VerticalCache:
         return out
 
 
+# PixelCNN++'s network (model.arch=pp) ------------------------------------------------------------
+class ShiftedConv(nn.Conv2d):
+    """A convolution whose output at (i, j) sees only input rows <= i: `down` (k x 3, padded
+    above, left and right: columns j-1..j+1) or `down-right` (k x 2, padded above and left:
+    columns j-1..j). Stride 2 halves the resolution and keeps that property."""
+
+    def __init__(self, c_in: int, c_out: int, kind: str, rows: int = 2, stride: int = 1):
+        cols = 3 if kind == "down" else 2
+        super().__init__(c_in, c_out, (rows, cols), stride=stride)
+        self.pad = (1, 1, rows - 1, 0) if kind == "down" else (1, 0, rows - 1, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pad))
+
+
+class ShiftedDeconv(nn.ConvTranspose2d):
+    """Doubles the resolution of a `down` or `down-right` stream: a stride-2 transposed 2 x 3 (2
+    x 2) convolution cropped so that output row r reads input rows <= r / 2, which saw only rows
+    before 2 x (input row) of the image."""
+
+    def __init__(self, c_in: int, c_out: int, kind: str):
+        self.kind = kind
+        super().__init__(c_in, c_out, (2, 3 if kind == "down" else 2), stride=2)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        out = super().forward(x)
+        left = 1 if self.kind == "down" else 0
+        return out[:, :, : size[0], left : left + size[1]]
+
+
+def concat_elu(x: torch.Tensor) -> torch.Tensor:
+    """ELU of x and of -x side by side (B, 2C, H, W): PixelCNN++'s non-linearity."""
+    return F.elu(torch.cat([x, -x], dim=1))
+
+
+class ResBlock(nn.Module):
+    """PixelCNN++'s gated residual block on one stream: x + gate(conv(concat_elu(conv(x) +
+    1x1(extra)))), with dropout before the second convolution and a class bias on the gate."""
+
+    def __init__(self, c: int, kind: str, extra: int, classes: int, dropout: float):
+        super().__init__()
+        self.conv_in = ShiftedConv(2 * c, c, kind)
+        self.extra = nn.Conv2d(2 * extra, c, 1) if extra else None
+        self.drop = nn.Dropout(dropout)
+        self.conv_out = ShiftedConv(2 * c, 2 * c, kind)
+        self.cond = nn.Embedding(classes, 2 * c) if classes else None
+
+    def forward(
+        self, x: torch.Tensor, extra: torch.Tensor | None, y: torch.Tensor | None
+    ) -> torch.Tensor:
+        h = self.conv_in(concat_elu(x))
+        if self.extra is not None:
+            h = h + self.extra(concat_elu(extra))
+        h = self.conv_out(self.drop(concat_elu(h)))
+        if self.cond is not None:
+            h = h + self.cond(y)[:, :, None, None]
+        return x + gate(h)
+
+
+class PPNet(nn.Module):
+    """PixelCNN++'s two streams: u sees the rows above a pixel, ul the rows above and the pixels
+    to its left. Down: `resnets` blocks per resolution (ul's also reads u), then a strided shifted
+    convolution; up: a shifted transposed convolution, then `resnets` + 1 blocks per resolution
+    that read, in mirror order, the streams that entered the way down at that resolution and
+    every down block's outputs (shortcut connections). Output: (B, P, H, W) from ul, each
+    position depending only on the pixels before it."""
+
+    def __init__(self, c_in: int, cfg: Config, classes: int, out: int) -> None:
+        super().__init__()
+        c, n, drop = cfg.channels, cfg.resnets, cfg.dropout
+        self.scales = cfg.scales
+        self.u_in = ShiftedConv(c_in + 1, c, "down", rows=2)
+        self.ul_in_up = ShiftedConv(c_in + 1, c, "down", rows=1)
+        self.ul_in_left = ShiftedConv(c_in + 1, c, "down-right", rows=2)
+
+        def blocks(count: int, u_extra: int, ul_extra: int) -> nn.ModuleList:
+            return nn.ModuleList(
+                nn.ModuleList(
+                    [
+                        ResBlock(c, "down", u_extra, classes, drop),
+                        ResBlock(c, "down-right", ul_extra, classes, drop),
+                    ]
+                )
+                for _ in range(count)
+            )
+
+        # each resolution keeps its input pair and its n blocks' outputs; the way up has one
+        # block more per resolution than the way down, so that every one is read once
+        self.down = nn.ModuleList(blocks(n, 0, c) for _ in range(cfg.scales))
+        self.up = nn.ModuleList(blocks(n + 1, c, 2 * c) for _ in range(cfg.scales))
+        self.shrink = nn.ModuleList(
+            nn.ModuleList([ShiftedConv(c, c, kind, stride=2) for kind in ("down", "down-right")])
+            for _ in range(cfg.scales - 1)
+        )
+        self.grow = nn.ModuleList(
+            nn.ModuleList([ShiftedDeconv(c, c, kind) for kind in ("down", "down-right")])
+            for _ in range(cfg.scales - 1)
+        )
+        self.out = nn.Conv2d(c, out, 1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        x = torch.cat([x * 2 - 1, torch.ones_like(x[:, :1])], dim=1)  # ones: the image's extent
+        u = down_shift(self.u_in(x))
+        ul = down_shift(self.ul_in_up(x)) + F.pad(self.ul_in_left(x), (1, 0))[..., :-1]
+        kept = []
+        for s, level in enumerate(self.down):
+            if s:
+                u, ul = self.shrink[s - 1][0](u), self.shrink[s - 1][1](ul)
+            kept.append((u, ul))
+            for u_block, ul_block in level:
+                u = u_block(u, None, y)
+                ul = ul_block(ul, u, y)
+                kept.append((u, ul))
+        for s, level in enumerate(self.up):
+            if s:
+                size = kept[-1][0].shape[-2:]
+                u, ul = self.grow[s - 1][0](u, size), self.grow[s - 1][1](ul, size)
+            for u_block, ul_block in level:
+                k_u, k_ul = kept.pop()
+                u = u_block(u, k_u, y)
+                ul = ul_block(ul, torch.cat([u, k_ul], dim=1), y)
+        return self.out(F.elu(ul))
+
+
 @dataclass(frozen=True)
 class SampleOptions:
     temperature: float = 1.0
@@ -220,8 +391,8 @@ class SampleOptions:
 class PixelCNN(GenerativeModel):
     family = "pixelcnn"
     description = (
-        "Gated PixelCNN (vertical + horizontal stacks); exact NLL; pixel-by-pixel sampling "
-        "and completion"
+        "Gated PixelCNN (vertical + horizontal stacks) or PixelCNN++ (model.arch=pp); exact NLL; "
+        "pixel-by-pixel sampling and completion"
     )
     Config = Config
     SampleOptions = SampleOptions
@@ -236,12 +407,21 @@ class PixelCNN(GenerativeModel):
         )
         self.choices = [why] if why else []
         c = info.shape[0]
-        self.k_out = 1 if cfg.pixels == "bernoulli" else info.record.levels  # logits per channel
+        levels = info.record.levels
+        if cfg.pixels == "bernoulli":
+            self.out_channels = c  # one logit per channel
+        elif cfg.pixels == "categorical":
+            self.out_channels = c * levels  # one logit per channel and level
+        else:
+            self.out_channels = logistic_mixture_size(c, cfg.mixtures)
         classes = info.num_classes if cfg.conditional else 0
+        if cfg.arch == "pp":
+            self.net = PPNet(c, cfg, classes, self.out_channels)
+            return
         self.layers = nn.ModuleList(
-            [GatedLayer(c, cfg.channels, cfg.first_kernel, "A", classes)]
+            [GatedLayer(c, cfg.channels, cfg.first_kernel, "A", classes, cfg.dropout)]
             + [
-                GatedLayer(cfg.channels, cfg.channels, cfg.kernel, "B", classes)
+                GatedLayer(cfg.channels, cfg.channels, cfg.kernel, "B", classes, cfg.dropout)
                 for _ in range(cfg.layers - 1)
             ]
         )
@@ -250,7 +430,7 @@ class PixelCNN(GenerativeModel):
         if cfg.head:
             head += [nn.Conv2d(width, cfg.head, 1), nn.ReLU()]
             width = cfg.head
-        head.append(nn.Conv2d(width, c * self.k_out, 1))
+        head.append(nn.Conv2d(width, self.out_channels, 1))
         self.head = nn.Sequential(*head)
 
     # the network ------------------------------------------------------------------------------
@@ -265,39 +445,46 @@ class PixelCNN(GenerativeModel):
             out.append(to_h)
         return out
 
-    def horizontal_logits(
+    def horizontal_outputs(
         self, x: torch.Tensor, to_h: list[torch.Tensor], conds: list
     ) -> torch.Tensor:
-        """Logits (B, C, K, H, W) from the image (B, C, H, W) and the vertical inputs."""
+        """Gated network: outputs (B, P, H, W) from the image (B, C, H, W) and the vertical
+        inputs."""
         h = x * 2 - 1
         for layer, t, cond in zip(self.layers, to_h, conds, strict=True):
             h = layer.horizontal(h, t, cond)
-        out = self.head(h)  # (B, C * K, H, W)
-        b, _, height, width = out.shape
-        return out.view(b, -1, self.k_out, height, width)
+        return self.head(h)
 
-    def logits(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, C, K, H, W) of every pixel given the pixels before it (K = 1: Bernoulli)."""
+    def outputs(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The pixel model's parameters (B, P, H, W) at every pixel given the pixels before it:
+        bernoulli, one logit per channel; categorical, `levels` logits per channel (channel
+        major); logistic, the mixture's parameters (genlab.distributions)."""
+        if self.cfg.arch == "pp":
+            return self.net(x, y)
         conds = self._conds(y)
-        return self.horizontal_logits(x, self.vertical_inputs(x, conds), conds)
+        return self.horizontal_outputs(x, self.vertical_inputs(x, conds), conds)
 
     # likelihood -------------------------------------------------------------------------------
     def observe(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The data as the model sees it: binarized for `bernoulli`, on the level grid for
-        `categorical`."""
-        if self.cfg.pixels == "categorical":
+        `categorical` and `logistic`."""
+        if self.cfg.pixels != "bernoulli":
             top = self.info.record.levels - 1
             return torch.round(x * top) / top
         return binarize(x, self.cfg.binarize, generator)
 
     def _nll(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """Exact negative log-likelihood (B,) in nats of observed images x."""
-        logits = self.logits(x, y)  # (B, C, K, H, W)
+        out = self.outputs(x, y).float()  # (B, P, H, W)
+        levels = self.info.record.levels
         if self.cfg.pixels == "bernoulli":
-            nll = F.binary_cross_entropy_with_logits(logits[:, :, 0], x, reduction="none")
+            nll = F.binary_cross_entropy_with_logits(out, x, reduction="none")
+        elif self.cfg.pixels == "categorical":
+            b, c, height, width = x.shape
+            logits = out.view(b, c, levels, height, width).transpose(1, 2)  # (B, K, C, H, W)
+            nll = F.cross_entropy(logits, torch.round(x * (levels - 1)).long(), reduction="none")
         else:
-            target = torch.round(x * (self.info.record.levels - 1)).long()  # (B, C, H, W)
-            nll = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+            nll = -discretized_logistic_mixture_log_prob(out, x, levels)
         return nll.flatten(1).sum(1)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -311,13 +498,16 @@ class PixelCNN(GenerativeModel):
 
     # sampling ---------------------------------------------------------------------------------
     def _draw(
-        self, logits: torch.Tensor, temperature: float, generator: torch.Generator | None
+        self, out: torch.Tensor, temperature: float, generator: torch.Generator | None
     ) -> torch.Tensor:
-        """Pixel values (B, C) in [0, 1] drawn from logits (B, C, K)."""
+        """Pixel values (B, C) in [0, 1] drawn from one pixel's outputs (B, P)."""
+        c, levels = self.info.shape[0], self.info.record.levels
         if self.cfg.pixels == "bernoulli":
-            p = torch.sigmoid(logits[..., 0] / temperature)
+            p = torch.sigmoid(out / temperature)
             return torch.bernoulli(p, generator=generator)
-        probs = torch.softmax(logits / temperature, dim=-1)  # (B, C, K)
+        if self.cfg.pixels == "logistic":
+            return sample_logistic_mixture(out, c, levels, temperature, generator)
+        probs = torch.softmax(out.view(len(out), c, levels) / temperature, dim=-1)  # (B, C, K)
         idx = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(probs.shape[:2])
         return idx.to(probs.dtype) / (self.info.record.levels - 1)
 
@@ -332,8 +522,13 @@ class PixelCNN(GenerativeModel):
         """Fill rows start_row.. of canvas (B, C, H, W) pixel by pixel, in raster order."""
         if temperature <= 0:
             raise UsageError(f"--temperature must be positive; got {temperature}")
-        conds = self._conds(y)
         b, c, height, width = canvas.shape
+        if self.cfg.arch == "pp":  # a pass per pixel over the rows so far (row i reads rows <= i)
+            for i, j in itertools.product(range(start_row, height), range(width)):
+                out = self.outputs(canvas[:, :, : i + 1], y)[:, :, i, j]
+                canvas[:, :, i, j] = self._draw(out, temperature, generator)
+            return canvas
+        conds = self._conds(y)
         vertical = VerticalCache(self.layers, conds, canvas)
         weights = [layer.column_weights() for layer in self.layers]
         widths = [layer.h_conv.k // 2 + 1 for layer in self.layers]
@@ -366,7 +561,7 @@ class PixelCNN(GenerativeModel):
                 x = feats[-1][:, col]
                 for m in head:
                     x = torch.relu(x) if m is None else torch.addmm(m[0], x, m[1])
-                value = self._draw(x.view(b, c, self.k_out), temperature, generator)  # (B, C)
+                value = self._draw(x, temperature, generator)  # (B, C)
                 canvas[:, :, i, j] = value
                 feats[0][:, col] = value * 2 - 1
         return canvas
@@ -401,7 +596,7 @@ class PixelCNN(GenerativeModel):
         height = self.info.shape[1]
         if not 0 < rows < height:
             raise UsageError(f"--rows must be between 1 and {height - 1}; got {rows}")
-        kept = self.observe(x) if self.cfg.pixels == "categorical" else binarize(x, "threshold")
+        kept = self.observe(x) if self.cfg.pixels != "bernoulli" else binarize(x, "threshold")
         canvas = torch.zeros_like(x)
         canvas[:, :, :rows] = kept[:, :, :rows]
         y = self.sample_labels(len(x), class_label, generator)
