@@ -39,7 +39,7 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 
 bench: $(VENV)/.installed
-	$(BIN)/python bench/vae_mnist.py --minutes 30
+	$(BIN)/python bench/likelihood_mnist.py --minutes 30
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
