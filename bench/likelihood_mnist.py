@@ -47,6 +47,11 @@ def main() -> int:
     p.add_argument("--iw-samples", type=int, default=200, help="vae: importance samples")
     p.add_argument("--calibration-steps", type=int, default=60)
     p.add_argument(
+        "--step-seconds",
+        type=float,
+        help="seconds per step measured beforehand: skips the calibration (two short runs)",
+    )
+    p.add_argument(
         "--test-examples", type=int, default=None, help="score the first N test images (all)"
     )
     p.add_argument(
@@ -83,9 +88,12 @@ def main() -> int:
         )
         return clock() - t0
 
-    with tempfile.TemporaryDirectory() as tmp:
-        short, long = 10, 10 + a.calibration_steps
-        step_s = (timed(long, tmp) - timed(short, tmp)) / a.calibration_steps
+    if a.step_seconds:
+        step_s = a.step_seconds
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            short, long = 10, 10 + a.calibration_steps
+            step_s = (timed(long, tmp) - timed(short, tmp)) / a.calibration_steps
     steps = max(100, int(a.minutes * 60 / step_s * 0.97))
     print(
         f"calibration: {step_s * 1000:.1f} ms/step -> {steps} steps in {a.minutes} min",
@@ -129,6 +137,7 @@ def main() -> int:
     print(f"threads={torch.get_num_threads()}")
     print(f"checkpoint={model.checkpoint}")
     print(f"steps={steps}")
+    print(f"step_seconds={step_s:.4f}")
     print(f"family={a.family}")
     print(f"test_examples={m.get('scored_examples', a.test_examples or 10000)}")
     if a.family == "vae":
