@@ -16,6 +16,11 @@ from conftest import TINY, run_cli, tiny_overrides
 from genlab.config import apply_overrides
 from genlab.data import DataInfo, load_dataset
 from genlab.data.image import ImageRecord
+from genlab.distributions import (
+    discretized_logistic_mixture_log_prob,
+    logistic_mixture_size,
+    sample_logistic_mixture,
+)
 from genlab.errors import UsageError
 from genlab.metrics.evaluate import evaluate
 from genlab.models.pixelcnn import Config, PixelCNN
@@ -130,12 +135,6 @@ def test_the_exact_likelihood_sums_to_one_over_every_image(pixels, levels, shape
 def test_logistic_mixture_samples_follow_its_probabilities():
     """Drawn levels of one pixel (RGB, coupled) match the mixture's own probabilities of every
     level combination."""
-    from genlab.distributions import (
-        discretized_logistic_mixture_log_prob,
-        logistic_mixture_size,
-        sample_logistic_mixture,
-    )
-
     torch.manual_seed(0)
     levels, c = 3, 2
     params = torch.randn(1, logistic_mixture_size(c, 2)) * 0.8

@@ -49,7 +49,7 @@ def _logistic_mixture_parts(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Split params (B, P, ...) into logits (B, K, ...), means and log-scales (B, C, K, ...) and
     pair coefficients (B, C(C-1)/2, K, ...)."""
-    per = 1 + 2 * channels + channels * (channels - 1) // 2
+    per = logistic_mixture_size(channels, 1)
     k = params.shape[1] // per
     rest = params.shape[2:]
     logits = params[:, :k]

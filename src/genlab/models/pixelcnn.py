@@ -273,13 +273,12 @@ class ShiftedDeconv(nn.ConvTranspose2d):
     before 2 x (input row) of the image."""
 
     def __init__(self, c_in: int, c_out: int, kind: str):
-        self.kind = kind
         super().__init__(c_in, c_out, (2, 3 if kind == "down" else 2), stride=2)
+        self.left = 1 if kind == "down" else 0  # a 3-wide kernel spills one column left
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         out = super().forward(x)
-        left = 1 if self.kind == "down" else 0
-        return out[:, :, : size[0], left : left + size[1]]
+        return out[:, :, : size[0], self.left : self.left + size[1]]
 
 
 def concat_elu(x: torch.Tensor) -> torch.Tensor:
@@ -322,7 +321,6 @@ class PPNet(nn.Module):
     def __init__(self, c_in: int, cfg: Config, classes: int, out: int) -> None:
         super().__init__()
         c, n, drop = cfg.channels, cfg.resnets, cfg.dropout
-        self.scales = cfg.scales
         self.u_in = ShiftedConv(c_in + 1, c, "down", rows=2)
         self.ul_in_up = ShiftedConv(c_in + 1, c, "down", rows=1)
         self.ul_in_left = ShiftedConv(c_in + 1, c, "down-right", rows=2)
@@ -509,7 +507,7 @@ class PixelCNN(GenerativeModel):
             return sample_logistic_mixture(out, c, levels, temperature, generator)
         probs = torch.softmax(out.view(len(out), c, levels) / temperature, dim=-1)  # (B, C, K)
         idx = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(probs.shape[:2])
-        return idx.to(probs.dtype) / (self.info.record.levels - 1)
+        return idx.to(probs.dtype) / (levels - 1)
 
     def _generate(
         self,
