@@ -112,3 +112,41 @@ def test_an_interrupted_bench_resumes_and_counts_both_parts(tmp_path, feature_ca
         json.loads(x) for x in (out / "runs" / "vae" / "metrics.jsonl").read_text().splitlines()
     ]
     assert rows[-1]["step"] == r["steps"]
+
+
+def test_a_family_runs_twice_under_labels_on_a_cpu_budget(tmp_path, feature_cache):
+    """`style=gan` is a second gan run set apart by `style:` settings; the CPU budget counts."""
+    gan = [f"gan:{o}" for o in TINY["gan"]]
+    style = [f"style:{o}" for o in TINY["gan"]] + ["style:model.generator=style"]
+    comparison = run_bench(
+        tmp_path / "b",
+        families=parse_families("gan,style=gan"),
+        overrides=[*gan, *style, "train.batch_size=32"],
+        cpu_budget=True,
+    )
+    fams = comparison["families"]
+    assert list(fams) == ["gan", "style"]
+    generators = {
+        name: json.loads((tmp_path / "b" / "runs" / name / "run.json").read_text())["config"][
+            "model"
+        ]["generator"]
+        for name in fams
+    }
+    assert generators == {"gan": "dcgan", "style": "style"}
+    assert fams["gan"]["parameters"] != fams["style"]["parameters"]
+    for r in fams.values():
+        assert r["train_cpu_seconds"] > 0 and r["steps"] >= 10
+    assert (tmp_path / "b" / "samples-style.png").exists()
+    assert (
+        "| metric | real (test vs train) | gan | style |"
+        in (tmp_path / "b" / "comparison.md").read_text()
+    )
+    # a label's settings stay its own; an unknown prefix is refused before training
+    assert family_overrides("style", style) == [*TINY["gan"], "model.generator=style"]
+    assert family_overrides("gan", style) == []
+    with pytest.raises(UsageError, match="twice.*style=gan"):
+        parse_families("gan,gan")
+    with pytest.raises(UsageError, match="neither a label"):
+        bench("digits", tmp_path / "c", families=["gan"], budget_minutes=1, overrides=["stlye:x=1"])
+    with pytest.raises(UsageError, match="not a usable label"):
+        parse_families("a b=gan")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
 import tempfile
 import time
@@ -53,6 +54,7 @@ ROWS = [
     ("parameters", "parameters", "{:,}"),
     ("steps", "training steps", "{:,}"),
     ("train_seconds", "training time (s)", "{:.0f}"),
+    ("train_cpu_seconds", "training CPU time (s)", "{:.0f}"),
     ("sample_ms_per_image", "sampling time (ms / image)", "{:.2f}"),
     ("nll_nats", "test NLL (nats / image)", "{:.2f}"),
     ("bits_per_dim", "test bits / dim", "{:.4f}"),
@@ -88,32 +90,44 @@ TABLE_ROWS = [
 ]
 
 
+def split_entry(entry: str) -> tuple[str, str]:
+    """(label, family) of one --families entry: `FAMILY`, or `LABEL=FAMILY` for a second run of
+    a family under its own name (e.g. `style=gan` with `--set style:model.generator=style`)."""
+    label, sep, family = entry.partition("=")
+    return (label.strip(), family.strip()) if sep else (entry.strip(), entry.strip())
+
+
 def parse_families(text: str) -> list[str]:
-    """Family names from 'a,b,c', each a generative family of the registry."""
+    """The entries of 'a,b,LABEL=c', each naming a generative family of the registry; labels
+    (a family's own name unless given) are unique."""
     from genlab.registry import get_family
 
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
+    entries = [n.strip() for n in text.split(",") if n.strip()]
+    if not entries:
         raise UsageError("--families needs at least one family, e.g. vae,gan,pixelcnn")
-    if len(set(names)) != len(names):
-        raise UsageError(f"--families lists a family twice: {text}")
-    for name in names:
+    labels = [split_entry(e)[0] for e in entries]
+    if len(set(labels)) != len(labels):
+        raise UsageError(
+            f"--families lists a name twice: {text}; run a family again under a label of its "
+            "own, e.g. style=gan"
+        )
+    for label, name in map(split_entry, entries):
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", label):
+            raise UsageError(f"--families: '{label}' is not a usable label (letters, digits, _ -)")
         cls, _ = get_family(name)
         if cls.discriminative:
             raise UsageError(f"'{name}' is discriminative: the bench compares generative families")
-    return names
+    return entries
 
 
-def family_overrides(family: str, overrides: list[str]) -> list[str]:
-    """The --set entries for one family: `key=value` for all, `FAMILY:key=value` for one."""
-    from genlab.registry import get_family
-
+def family_overrides(label: str, overrides: list[str]) -> list[str]:
+    """The --set entries for one --families label: `key=value` for all, `LABEL:key=value` for
+    the one of that label (a family's name unless the entry gave another)."""
     mine = []
     for item in overrides:
         head, sep, rest = item.partition(":")
-        if sep and "=" not in head:  # FAMILY:key=value
-            get_family(head)
-            if head == family:
+        if sep and "=" not in head:  # LABEL:key=value
+            if head == label:
                 if rest.startswith("data."):
                     raise UsageError(
                         f"--set {item}: every family trains on the same data; set data.* for all"
@@ -124,18 +138,41 @@ def family_overrides(family: str, overrides: list[str]) -> list[str]:
     return mine
 
 
-def run_config(family: str, preset: str | None, overrides: list[str]) -> Any:
-    """The family's configuration: its preset of that name if it has one, then --set."""
+def _check_prefixes(entries: list[str], overrides: list[str]) -> None:
+    """Every `LABEL:key=value` names a label of --families or a family of the registry (a
+    family not benched this time ignores its settings, so one --set list serves many runs)."""
+    from genlab.registry import get_family
+
+    labels = [split_entry(e)[0] for e in entries]
+    for item in overrides:
+        head, sep, _ = item.partition(":")
+        if sep and "=" not in head and head not in labels:
+            try:
+                get_family(head)
+            except UsageError as e:
+                raise UsageError(
+                    f"--set {item}: '{head}' is neither a label of --families "
+                    f"({', '.join(labels)}) nor a family: {e}"
+                ) from None
+
+
+def run_config(entry: str, preset: str | None, overrides: list[str]) -> Any:
+    """The configuration of a --families entry: its family's preset of that name if it has
+    one, then --set."""
     from genlab.registry import get_family
     from genlab.runconfig import default_config
 
+    label, family = split_entry(entry)
     _, presets = get_family(family)
     base = default_config(family, preset if preset in presets else None)
-    return apply_overrides(base, family_overrides(family, overrides))
+    return apply_overrides(base, family_overrides(label, overrides))
 
 
-def calibrate(family: str, cfg: Any, dataset: Any, steps: int = 10) -> float:
-    """Seconds per optimizer step of `family` with configuration `cfg` on `dataset`."""
+def calibrate(
+    family: str, cfg: Any, dataset: Any, steps: int = 10, clock: Any = time.perf_counter
+) -> float:
+    """Seconds per optimizer step of `family` with configuration `cfg` on `dataset`, on `clock`
+    (wall time, or `time.process_time` for this process's CPU time)."""
     from genlab.run import build_model
     from genlab.training.loop import Trainer
 
@@ -145,14 +182,14 @@ def calibrate(family: str, cfg: Any, dataset: Any, steps: int = 10) -> float:
         trainer = Trainer(model, dataset, cfg.train, Path(tmp), total_steps=steps + 2, quiet=True)
         for step in range(2):  # warm-up: allocations, lazy initialization
             trainer.train_step(step)
-        t0 = time.perf_counter()
+        t0 = clock()
         for step in range(2, steps + 2):
             trainer.train_step(step)
-        return (time.perf_counter() - t0) / steps
+        return (clock() - t0) / steps
 
 
 def _train_family(
-    family: str,
+    entry: str,
     run_dir: Path,
     data: str,
     *,
@@ -163,26 +200,38 @@ def _train_family(
     seed: int,
     calibration_steps: int,
     quiet: bool,
+    cpu_budget: bool = False,
 ) -> dict[str, Any]:
-    """Train (or resume) one family's run for the budget; its steps and training seconds."""
+    """Train (or resume) one entry's run for the budget; its steps and training seconds (wall
+    and this process's CPU)."""
     import genlab
 
+    label, family = split_entry(entry)
     progress_file = run_dir / "bench-progress.json"
     resumed = checkpoint_dir(run_dir, "latest") is not None
+    before = {"train_seconds": 0.0, "train_cpu_seconds": 0.0}
     if resumed:
-        progress = read_json_file(progress_file, "bench progress") if progress_file.exists() else {}
-        before = progress.get("train_seconds", 0.0)
+        if progress_file.exists():
+            before |= read_json_file(progress_file, "bench progress")
         steps = read_manifest(run_dir)["config"]["train"]["steps"]
-        _say(f"{family}: resuming the stopped run in {run_dir} (up to {steps} steps)")
+        _say(f"{label}: resuming the stopped run in {run_dir} (up to {steps} steps)")
     else:
-        cfg = run_config(family, preset, [*overrides, f"train.seed={seed}"])
-        step_s = calibrate(family, cfg, dataset, calibration_steps)
+        cfg = run_config(entry, preset, [*overrides, f"train.seed={seed}"])
+        clock = time.process_time if cpu_budget else time.perf_counter
+        step_s = calibrate(family, cfg, dataset, calibration_steps, clock)
         steps = max(10, int(budget_s * BUDGET_SHARE / step_s))
-        before = 0.0
         _say(
-            f"{family}: {1000 * step_s:.1f} ms per step -> {steps} steps in {budget_s / 60:.3g} min"
+            f"{label}: {1000 * step_s:.1f} ms {'of CPU ' if cpu_budget else ''}per step -> "
+            f"{steps} steps in {budget_s / 60:.3g} min"
         )
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
+
+    def spent() -> dict[str, float]:
+        return {
+            "train_seconds": before["train_seconds"] + time.perf_counter() - t0,
+            "train_cpu_seconds": before["train_cpu_seconds"] + time.process_time() - c0,
+        }
+
     try:
         if resumed:
             genlab.train(family, data, run_dir, resume=True, quiet=quiet)
@@ -193,17 +242,16 @@ def _train_family(
                 data,
                 run_dir,
                 preset=preset if preset in _presets(family) else None,
-                overrides=[*extra, *family_overrides(family, overrides)],
+                overrides=[*extra, *family_overrides(label, overrides)],
                 steps=steps,
                 seed=seed,
                 quiet=quiet,
             )
     except BaseException:  # Ctrl-C or an error: keep the time spent, for the resumed run
         if checkpoint_dir(run_dir, "latest") is not None:
-            spent = before + time.perf_counter() - t0
-            write_json_atomic(progress_file, {"train_seconds": spent})
+            write_json_atomic(progress_file, spent())
         raise
-    return {"steps": steps, "train_seconds": before + time.perf_counter() - t0, "resumed": resumed}
+    return {"steps": steps, **spent(), "resumed": resumed}
 
 
 def _presets(family: str) -> dict:
@@ -230,11 +278,15 @@ def bench(
     calibration_steps: int = 10,
     nll_examples: int = 0,
     quiet: bool = True,
+    cpu_budget: bool = False,
 ) -> dict[str, Any]:
     """Train, sample and evaluate each family in `families` on `data` under the same budget;
     writes OUT/comparison.md, OUT/comparison.json and OUT/samples-FAMILY.png, returns the
-    comparison (as in the JSON). `nll_examples` > 0 computes likelihoods on that many test
-    images only (the first ones) instead of the whole test split."""
+    comparison (as in the JSON). An entry of `families` is a family's name or `LABEL=FAMILY`
+    (a run of that family under the label, `LABEL:key=value` in `overrides` setting it apart).
+    `nll_examples` > 0 computes likelihoods on that many test images only (the first ones)
+    instead of the whole test split. `cpu_budget` counts the budget in this process's CPU time
+    (sizing each run from a calibration on that clock), so other load does not shrink it."""
     import genlab
     from genlab.judges import judge
     from genlab.metrics.evaluate import evaluate
@@ -245,8 +297,9 @@ def bench(
     check_quality_settings(samples, feature_steps)
     out = Path(out)
     overrides = list(overrides)
-    for family in families:  # every setting is checked before any training starts
-        run_config(family, preset, overrides)
+    _check_prefixes(families, overrides)
+    for entry in families:  # every setting is checked before any training starts
+        run_config(entry, preset, overrides)
     settings = {
         "data": data,
         "families": families,
@@ -257,11 +310,14 @@ def bench(
         "overrides": overrides,
         "feature_steps": feature_steps,
         "nll_examples": nll_examples,
+        "cpu_budget": cpu_budget,
     }
 
     from genlab.run import build_model, load_data
 
-    if all(_learns_tables(f) for f in families):  # synthetic tables: their own report
+    if all(
+        _learns_tables(split_entry(e)[1]) for e in families
+    ):  # synthetic tables: their own report
         return _bench_tables(
             data, out, families, settings, budget_minutes, calibration_steps, quiet
         )
@@ -271,11 +327,11 @@ def bench(
         raise UsageError(
             f"the bench compares image or audio models; '{data}' is {dataset.info.kind} data"
         )
-    for family in families:  # a family that cannot model these data says so before any training
-        build_model(family, run_config(family, preset, overrides).model, dataset.info)
+    for entry in families:  # a family that cannot model these data says so before any training
+        build_model(split_entry(entry)[1], run_config(entry, preset, overrides).model, dataset.info)
     settings_file = out / "bench-settings.json"
     if settings_file.exists():
-        old = read_json_file(settings_file, "bench settings")
+        old = {"cpu_budget": False} | read_json_file(settings_file, "bench settings")
         if {k: old.get(k) for k in settings if k != "families"} != {
             k: v for k, v in settings.items() if k != "families"
         }:
@@ -304,15 +360,16 @@ def bench(
 
     results: dict[str, dict[str, Any]] = {}
     real: dict[str, Any] = {}
-    for family in families:
-        run_dir = out / "runs" / family
+    for entry in families:
+        label = split_entry(entry)[0]
+        run_dir = out / "runs" / label
         done = run_dir / "bench.json"
         if done.exists():
-            _say(f"{family}: reusing the finished result in {done}")
-            results[family] = read_json_file(done, "bench result")
+            _say(f"{label}: reusing the finished result in {done}")
+            results[label] = read_json_file(done, "bench result")
         else:
             record = _train_family(
-                family,
+                entry,
                 run_dir,
                 data,
                 preset=preset,
@@ -322,12 +379,13 @@ def bench(
                 seed=seed,
                 calibration_steps=calibration_steps,
                 quiet=quiet,
+                cpu_budget=cpu_budget,
             )
-            _say(f"{family}: trained {record['steps']} steps in {record['train_seconds']:.0f} s")
+            _say(f"{label}: trained {record['steps']} steps in {record['train_seconds']:.0f} s")
             model = genlab.load(run_dir)
             if audio:
                 record |= _audio_result(
-                    model, dataset, extractor, samples, seed, out / f"samples-{family}"
+                    model, dataset, extractor, samples, seed, out / f"samples-{label}"
                 )
                 record["feature_extractor"] = f"melcnn {AUDIO_RECIPE}, {feature_steps} steps"
                 metrics = evaluate(model, likelihood_data, "test", seed=seed, progress=not quiet)
@@ -338,7 +396,7 @@ def bench(
                     **{k: v for k, v in metrics.items() if k not in ("split", "examples")},
                 }
                 write_json_atomic(done, record)
-                results[family] = record
+                results[label] = record
                 real = {k[: -len("_real")]: v for k, v in record.items() if k.endswith("_real")}
                 continue
             images, seconds = generate(model, samples, seed=seed)
@@ -360,12 +418,12 @@ def bench(
                 **{k: v for k, v in metrics.items() if k not in ("split", "examples")},
                 **quality,
             }
-            save_grid(images[:64], out / f"samples-{family}.png")
+            save_grid(images[:64], out / f"samples-{label}.png")
             write_json_atomic(done, record)
-            results[family] = record
-        real = {k[: -len("_real")]: v for k, v in results[family].items() if k.endswith("_real")}
+            results[label] = record
+        real = {k[: -len("_real")]: v for k, v in results[label].items() if k.endswith("_real")}
 
-    first = results[families[0]]
+    first = results[split_entry(families[0])[0]]
     comparison = {
         **settings,
         "kind": dataset.info.kind,
@@ -407,14 +465,15 @@ def _bench_tables(
     write_json_atomic(out / "bench-settings.json", settings)
     results: dict[str, dict[str, Any]] = {}
     real: dict[str, Any] = {}
-    for family in families:
-        run_dir = out / "runs" / family
+    for entry in families:
+        label, family = split_entry(entry)
+        run_dir = out / "runs" / label
         done = run_dir / "bench.json"
         if done.exists():
-            _say(f"{family}: reusing the finished result in {done}")
-            results[family] = read_json_file(done, "bench result")
+            _say(f"{label}: reusing the finished result in {done}")
+            results[label] = read_json_file(done, "bench result")
         else:
-            cfg = run_config(family, preset, [*overrides, f"train.seed={seed}"])
+            cfg = run_config(entry, preset, [*overrides, f"train.seed={seed}"])
             dataset = load_data(cfg, data)
             own = cfg.train.steps
             if cfg.train.epochs > 0:
@@ -422,7 +481,7 @@ def _bench_tables(
                 own = math.ceil(cfg.train.epochs * per_epoch)
             step_s = calibrate(family, cfg, dataset, calibration_steps)
             steps = max(1, min(own, int(60 * budget_minutes * BUDGET_SHARE / step_s)))
-            _say(f"{family}: {1000 * step_s:.1f} ms per step -> {steps} steps")
+            _say(f"{label}: {1000 * step_s:.1f} ms per step -> {steps} steps")
             clear_codec_cache()  # the fit time includes fitting the codec
             t0 = time.perf_counter()
             genlab.train(
@@ -430,7 +489,7 @@ def _bench_tables(
                 data,
                 run_dir,
                 preset=preset if preset in _presets(family) else None,
-                overrides=family_overrides(family, overrides),
+                overrides=family_overrides(label, overrides),
                 steps=steps,
                 seed=seed,
                 quiet=quiet,
@@ -445,8 +504,8 @@ def _bench_tables(
                 **figures,
             }
             write_json_atomic(done, record)
-            results[family] = record
-        real = {k[: -len("_real")]: v for k, v in results[family].items() if k.endswith("_real")}
+            results[label] = record
+        real = {k[: -len("_real")]: v for k, v in results[label].items() if k.endswith("_real")}
     comparison = {**settings, "real": real, "families": results}
     write_json_atomic(out / "comparison.json", comparison)
     names = list(results)
