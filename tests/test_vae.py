@@ -1,7 +1,9 @@
-"""The VAE's objectives: the ELBO and the importance-weighted bound (IWAE)."""
+"""The VAE's objectives (the ELBO and the importance-weighted bound, IWAE) and its PixelCNN
+decoder (causal, normalized given z, sampled pixel by pixel, refused by export)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -14,11 +16,11 @@ from genlab.errors import UsageError
 from genlab.models.vae import VAE, Config
 
 
-def make_vae(**kw) -> VAE:
+def make_vae(shape=(1, 8, 8), levels=17, **kw) -> VAE:
     torch.manual_seed(0)
     cfg = Config(channels=[4, 8], hidden=16, latent_dim=3, **kw)
     cfg.validate()
-    info = DataInfo(source="t", kind="image", shape=[1, 8, 8], record=ImageRecord(levels=17))
+    info = DataInfo(source="t", kind="image", shape=list(shape), record=ImageRecord(levels=levels))
     return VAE(cfg, info)
 
 
@@ -64,3 +66,66 @@ def test_an_iwae_run_trains_and_evaluates_from_the_cli_settings(tmp_path):
     assert model.cfg.objective == "iwae" and model.cfg.train_samples == 3
     nll = model.nll({"x": torch.rand(4, *model.info.shape)}, iw_samples=10)
     assert torch.isfinite(nll).all() and (nll > 0).all()
+
+
+PIXEL = {"decoder": "pixelcnn", "pixel_layers": 3, "pixel_channels": 8, "pixel_features": 4}
+
+
+def test_the_pixelcnn_decoder_is_causal_given_z():
+    """Given z, the logit at raster position q changes with the pixels before q only."""
+    vae = make_vae(likelihood="bernoulli", **PIXEL)
+    z = torch.randn(1, 3)
+    x = torch.rand(1, 1, 8, 8, requires_grad=True)
+    out = vae.decoder_output(z, x)
+    for q in [0, 9, 27, 63]:
+        (grad,) = torch.autograd.grad(out[..., q // 8, q % 8].sum(), x, retain_graph=True)
+        seen = grad.abs().flatten() > 0
+        assert not seen[q:].any(), q  # nothing at or after q
+        assert q == 0 or seen[q - 1]  # the pixel just before is read
+
+
+def test_p_x_given_z_sums_to_one_over_every_binary_image():
+    vae = make_vae(shape=(1, 2, 2), levels=2, likelihood="bernoulli", **PIXEL).eval()
+    grid = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4))).view(16, 1, 2, 2)
+    with torch.no_grad():
+        for z in torch.randn(3, 1, 3):
+            out = vae.decoder_output(z.expand(16, 3), grid)
+            total = torch.logsumexp(vae.log_likelihood(out, grid), 0).exp()
+            assert float(total) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_pixel_by_pixel_sampling_draws_each_pixel_from_its_full_pass_probability(monkeypatch):
+    """The draw of pixel (i, j), made on rows <= i only, uses the probability the full pass
+    gives it on the finished image."""
+    vae = make_vae(shape=(1, 5, 4), likelihood="bernoulli", **PIXEL).eval()
+    u = torch.rand(3, 1, 5, 4, generator=torch.Generator().manual_seed(0))
+    draws = iter(u.permute(2, 3, 0, 1).reshape(20, 3, 1))  # raster order, per pixel (B, C)
+    monkeypatch.setattr(torch, "rand", lambda shape, **kw: next(draws))
+    with torch.no_grad():
+        z = torch.randn(3, 3)
+        x = vae.decode(z)
+        p = torch.sigmoid(vae.decoder_output(z, x))
+    assert set(x.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(x, (u < p).float())
+
+
+def test_a_pixelcnn_decoder_run_trains_evaluates_samples_and_is_not_exported(tmp_path):
+    from conftest import run_cli
+
+    out = genlab.train(
+        "vae", "digits", tmp_path / "pv", steps=20, quiet=True,
+        overrides=[*VAE.tiny, *(f"model.{k}={v}" for k, v in PIXEL.items()),
+                   "train.batch_size=32", "train.eval_every=10"],
+    )  # fmt: skip
+    model = genlab.load(out)
+    nll = model.nll({"x": torch.rand(4, *model.info.shape)}, iw_samples=5)
+    assert torch.isfinite(nll).all() and (nll > 0).all()
+    images = model.sample(3, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (3, *model.info.shape)
+    assert set(images.unique().tolist()) <= {0.0, 1.0}
+    r = run_cli("export", str(out), "--format", "torchscript")
+    assert r.returncode == 2 and "pixel by pixel" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(UsageError, match="model.likelihood=bernoulli"):
+        make_vae(likelihood="gaussian", **PIXEL)
+    with pytest.raises(UsageError, match="model.pixel_layers"):
+        Config(decoder="pixelcnn", pixel_layers=0).validate()

@@ -2,6 +2,10 @@
 
 Encoder: [Conv 3x3 stride 2 -> ReLU] per entry of `channels` -> Linear -> (mu, log variance).
 Decoder: Linear -> [ConvTranspose 4x4 stride 2 -> ReLU] mirrored -> per-pixel likelihood.
+With `model.decoder=pixelcnn` the deconvolutions produce feature maps instead, and a small gated
+PixelCNN over the image, conditioned at every pixel on those maps, gives p(x|z) = prod_i
+p(x_i | x_<i, z) (the PixelVAE of Gulrajani et al. 2017, with one latent level): the latent
+keeps the global structure, the PixelCNN the local detail the factorized decoder blurs.
 
 Likelihoods (`auto`, the default, picks bernoulli for nearly binary data, else gaussian):
 - `bernoulli`: pixels are binarized (dynamically, a fresh Bernoulli draw per pass, the standard
@@ -33,6 +37,7 @@ from genlab.data import DataInfo
 from genlab.distributions import auto_pixel_model, binarize, discretized_gaussian_log_prob
 from genlab.errors import UsageError
 from genlab.models.base import GenerativeModel
+from genlab.models.pixelcnn import GatedLayer
 
 
 @dataclass
@@ -59,6 +64,16 @@ class Config:
     train_samples: int = 5
     """K, the draws of q(z|x) per example for the `iwae` objective (K = 1 is a one-sample
     Monte Carlo ELBO)."""
+    decoder: Literal["deconv", "pixelcnn"] = "deconv"
+    """p(x|z): `deconv`, independent pixels from the transposed convolutions; `pixelcnn`, a
+    gated PixelCNN over the image conditioned on their feature maps (bernoulli likelihood;
+    sampling then draws the pixels one by one)."""
+    pixel_layers: int = 3
+    """pixelcnn decoder: gated layers (the first one masked type A, 7x7; then 3x3)."""
+    pixel_channels: int = 32
+    """pixelcnn decoder: channels of each gated layer."""
+    pixel_features: int = 16
+    """pixelcnn decoder: feature maps the deconvolutions produce from z for the PixelCNN."""
 
     def validate(self) -> None:
         if self.latent_dim < 1 or not self.channels or min(self.channels) < 1 or self.hidden < 1:
@@ -72,6 +87,11 @@ class Config:
             raise UsageError(f"model.iw_samples must be at least 1; got {self.iw_samples}")
         if self.train_samples < 1:
             raise UsageError(f"model.train_samples must be at least 1; got {self.train_samples}")
+        if min(self.pixel_layers, self.pixel_channels, self.pixel_features) < 1:
+            raise UsageError(
+                "model.pixel_layers, model.pixel_channels and model.pixel_features must be "
+                f"positive; got {self.pixel_layers}, {self.pixel_channels}, {self.pixel_features}"
+            )
         if self.objective == "iwae" and self.beta != 1:
             raise UsageError(
                 "model.beta weights the ELBO's KL term and has no meaning for "
@@ -101,6 +121,35 @@ class EvalOptions:
             raise UsageError(f"--iw-samples must be at least 1; got {self.iw_samples}")
 
 
+class PixelDecoder(nn.Module):
+    """Logits of p(x_i | x_<i, z) (B, C, H, W): gated PixelCNN layers over the observed image
+    (genlab.models.pixelcnn's GatedLayer), each gate biased at every pixel by a 1x1 map of the
+    decoder's features of z (the location-dependent conditioning of van den Oord et al. 2016)."""
+
+    def __init__(self, c: int, features: int, channels: int, layers: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            GatedLayer(
+                c if i == 0 else channels,
+                channels,
+                7 if i == 0 else 3,
+                "A" if i == 0 else "B",
+                classes=0,
+            )  # fmt: skip
+            for i in range(layers)
+        )
+        self.cond = nn.ModuleList(nn.Conv2d(features, 4 * channels, 1) for _ in range(layers))
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, c, 1))
+
+    def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        v = h = x * 2 - 1
+        for layer, to_cond in zip(self.layers, self.cond, strict=True):
+            cond = tuple(to_cond(features).chunk(2, dim=1))
+            v, to_h = layer.vertical(v, cond)
+            h = layer.horizontal(h, to_h, cond)
+        return self.head(h)
+
+
 class VAE(GenerativeModel):
     family = "vae"
     description = (
@@ -127,6 +176,16 @@ class VAE(GenerativeModel):
         self.choices = [why] if why else []
         c, h, w = info.shape
         self.out_channels = c if cfg.likelihood == "bernoulli" else 2 * c
+        self.pixel = None
+        if cfg.decoder == "pixelcnn":
+            if cfg.likelihood != "bernoulli":
+                raise UsageError(
+                    "model.decoder=pixelcnn models binarized pixels: set "
+                    "model.likelihood=bernoulli (or use model.decoder=deconv)"
+                )
+            self.pixel = PixelDecoder(c, cfg.pixel_features, cfg.pixel_channels, cfg.pixel_layers)
+            self.out_channels = cfg.pixel_features
+        self.one_pass_decode = self.pixel is None  # pixel by pixel: not exportable
         enc: list[nn.Module] = []
         for ch in cfg.channels:
             enc += [nn.Conv2d(c, ch, 3, stride=2, padding=1), nn.ReLU()]
@@ -157,12 +216,22 @@ class VAE(GenerativeModel):
         mu, logvar = self.to_latent(self.encoder(x * 2 - 1)).chunk(2, dim=-1)
         return mu, logvar.clamp(-12, 8)
 
-    def decoder_output(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw decoder output (B, out_channels, H, W): logits, or mean and log-scale."""
+    def decoder_maps(self, z: torch.Tensor) -> torch.Tensor:
+        """The transposed convolutions' output (B, out_channels, H, W) for latents z."""
         c, h, w = self.bottom
         out = self.decoder(self.from_latent(z).view(-1, c, h, w))
         _, height, width = self.info.shape
         return out[:, :, :height, :width]  # crop the up-sampling's overshoot
+
+    def decoder_output(self, z: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw decoder output (B, C or 2C, H, W): logits, or mean and log-scale; with the
+        pixelcnn decoder, each pixel's logit given z and the pixels of observed x before it."""
+        maps = self.decoder_maps(z)
+        if self.pixel is None:
+            return maps
+        if x is None:
+            raise ValueError("the pixelcnn decoder's output needs the observed image x")
+        return self.pixel(x, maps)
 
     def log_likelihood(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log p(x|z) summed over dimensions, (B,), for decoder output `out`."""
@@ -188,7 +257,7 @@ class VAE(GenerativeModel):
         mu, logvar = self.posterior(x)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps
-        recon = self.log_likelihood(self.decoder_output(z), x)
+        recon = self.log_likelihood(self.decoder_output(z, x), x)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
         return recon, kl
 
@@ -222,8 +291,8 @@ class VAE(GenerativeModel):
             m = min(chunk, k - start)
             eps = torch.randn((m, b, d), generator=generator, device=mu.device, dtype=mu.dtype)
             z = mu + std * eps  # (m, B, d)
-            out = self.decoder_output(z.reshape(m * b, d))
             xs = x.unsqueeze(0).expand(m, *x.shape).reshape(m * b, *x.shape[1:])
+            out = self.decoder_output(z.reshape(m * b, d), xs)
             log_px = self.log_likelihood(out, xs).view(m, b)
             log_pz = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
             log_qz = -0.5 * (eps.pow(2) + math.log(2 * math.pi) + logvar).sum(-1)
@@ -251,12 +320,27 @@ class VAE(GenerativeModel):
         """Features for probes and transfer learning: the posterior means, as `encode`."""
         return self.encode(x)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Mean images (B, C, H, W) in [0, 1] for latent codes z."""
+    def decode(self, z: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean images (B, C, H, W) in [0, 1] for latent codes z; with the pixelcnn decoder,
+        binary images drawn pixel by pixel from p(x|z) (with `generator`)."""
+        if self.pixel is not None:
+            return self._draw_pixels(self.decoder_maps(z), generator)
         out = self.decoder_output(z)
         if self.cfg.likelihood == "bernoulli":
             return torch.sigmoid(out)
         return torch.sigmoid(out.chunk(2, dim=1)[0])
+
+    def _draw_pixels(self, maps: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Binary images drawn in raster order from the pixelcnn decoder given its maps; row
+        i's logits need only rows <= i, so each pass runs on the rows drawn so far."""
+        b, _, height, width = maps.shape
+        x = torch.zeros((b, self.info.shape[0], height, width), device=maps.device)
+        for i in range(height):
+            for j in range(width):
+                logits = self.pixel(x[:, :, : i + 1], maps[:, :, : i + 1])[:, :, i, j]
+                u = torch.rand(logits.shape, generator=generator, device=maps.device)
+                x[:, :, i, j] = (u < torch.sigmoid(logits.float())).to(x.dtype)
+        return x
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decoded posterior means of images x: (B, C, H, W) in [0, 1]."""
@@ -272,7 +356,7 @@ class VAE(GenerativeModel):
         """n images (n, C, H, W) in [0, 1]: decoder means at z ~ N(0, temperature^2 I)."""
         if temperature <= 0:
             raise UsageError(f"--temperature must be positive; got {temperature}")
-        return self.decode(self.prior(n, generator=generator) * temperature)
+        return self.decode(self.prior(n, generator=generator) * temperature, generator=generator)
 
 
 def demo_preset(run):
