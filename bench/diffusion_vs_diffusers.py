@@ -31,8 +31,7 @@ genlab's frozen `cnn` (see bench/diffusion_mnist.py), with `fd_real` the floor.
 Runtime settings, the same for both sides: torch's default intra-op threads (or --threads),
 budgets in wall time (or, with --cpu-budget, in this process's CPU time: both step times are
 then measured on that clock, so other work on the machine does not shrink either run),
-float32, no torch.compile,
-sampling under torch.inference_mode. Prints key=value lines last.
+float32, no torch.compile, sampling under torch.inference_mode. Prints key=value lines last.
 """
 
 from __future__ import annotations
