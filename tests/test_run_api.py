@@ -83,3 +83,22 @@ def test_resume_without_new_steps_on_the_command_line_is_one_line(vae_run):
         "to train further"
     ]
     assert r.stdout == ""
+
+
+def test_the_end_of_training_preview_has_the_size_asked_for(tmp_path, monkeypatch):
+    """train.preview_samples sets how many images the final grid samples; 0 writes none."""
+    from genlab.models.vae import VAE
+
+    asked = []
+    real = VAE.sample
+    monkeypatch.setattr(VAE, "sample", lambda self, n, **kw: asked.append(n) or real(self, n, **kw))
+    for n in (4, 0):
+        out = genlab.train(
+            "vae", "digits", tmp_path / f"p{n}", steps=2, quiet=True,
+            overrides=[*tiny_overrides("vae"), f"train.preview_samples={n}"],
+        )  # fmt: skip
+        grids = list((Path(out) / "samples").glob("step-*.png"))
+        assert len(grids) == (1 if n else 0)
+    assert asked == [4]
+    with pytest.raises(UsageError, match="train.preview_samples must be 0 or more"):
+        apply_overrides(default_config("vae"), ["train.preview_samples=-1"])

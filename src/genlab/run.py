@@ -281,12 +281,14 @@ def train(
     finally:
         if track is not None:
             track.finish(out)
-    if trainer.dist.main and model.generates() and dataset.info.kind == "image":
+    if not trainer.dist.main or tc.preview_samples == 0:
+        return out
+    if model.generates() and dataset.info.kind == "image":
         with torch.no_grad():
             g = torch.Generator(device=trainer.device).manual_seed(tc.seed)
-            images = trainer.eval_model.eval().sample(64, generator=g)
+            images = trainer.eval_model.eval().sample(tc.preview_samples, generator=g)
         save_grid(images, out / "samples" / f"step-{state.step:07d}.png")
-    elif trainer.dist.main and not model.discriminative and kind_of(dataset.info).preview:
+    elif not model.discriminative and kind_of(dataset.info).preview:
         kind = kind_of(dataset.info)  # e.g. music: a few MIDI files
         n, suffix = kind.preview
         with torch.no_grad():

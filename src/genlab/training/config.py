@@ -73,6 +73,10 @@ class TrainConfig:
     pretrained_lr_scale: float = 1.0
     """Fine-tuning (`--init-from`): the learning rate of the copied (pretrained) parameters is
     train.lr times this; the layers that start fresh keep train.lr."""
+    preview_samples: int = 64
+    """Images sampled into samples/step-N.png when training ends (other data kinds write their
+    own few previews); 0 = no preview, for models that sample slowly (e.g. PixelCNN++:
+    about 10 CPU-s per 28x28 image)."""
 
     def validate(self) -> None:
         for name in (
@@ -91,7 +95,7 @@ class TrainConfig:
             )
         if self.lr <= 0:
             raise UsageError(f"train.lr must be greater than 0; got {self.lr}")
-        for name in ("epochs", "grad_clip", "patience", "freeze_layers"):
+        for name in ("epochs", "grad_clip", "patience", "freeze_layers", "preview_samples"):
             if getattr(self, name) < 0:
                 raise UsageError(f"train.{name} must be 0 or more; got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
