@@ -181,6 +181,10 @@ def test_a_sequence_model_on_audio_names_its_context_setting(tiny_audio):
     cfg = default_config("gpt")
     with pytest.raises(UsageError, match=r"context \(model.block_size\) is 64; .* set "):
         build_model("gpt", cfg.model, data.info)
+    # another whole-number setting equal to the context does not blur the name
+    cfg = apply_overrides(default_config("gpt"), ["model.block_size=16", "model.window=16"])
+    with pytest.raises(UsageError, match=r"context \(model.block_size\) is 16; .* set "):
+        build_model("gpt", cfg.model, data.info)
     cfg = apply_overrides(default_config("rnn"), ["model.seq_len=100"])
     with pytest.raises(UsageError, match=r"set model.seq_len=256 to match the data"):
         build_model("rnn", cfg.model, data.info)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,9 @@ class Config:
     """Which earlier positions attend: all (dense), or Sparse Transformer patterns (see top)."""
     window: int = 16
     """Window and stride of the local/strided patterns."""
+
+    context_key: ClassVar[str] = "block_size"
+    """The setting that holds the context, named in messages."""
 
     @property
     def context(self) -> int:

@@ -13,7 +13,7 @@ however long, is read once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -42,6 +42,9 @@ class Config:
     bptt: int = 64
     """Truncation of back-propagation through time: the example is read in windows of this many
     tokens, the hidden state carried across them but gradients cut between them."""
+
+    context_key: ClassVar[str] = "seq_len"
+    """The setting that holds the context, named in messages."""
 
     @property
     def context(self) -> int:

@@ -38,16 +38,10 @@ def vocab_size_of(info: DataInfo) -> int:
 
 
 def _context_setting(cfg: Any) -> str:
-    """The name of the model setting that holds the context (e.g. model.block_size), found as
-    the one whole-number setting equal to `cfg.context`."""
-    import dataclasses
-
-    names = [
-        f.name
-        for f in dataclasses.fields(cfg)
-        if isinstance(getattr(cfg, f.name), int) and getattr(cfg, f.name) == cfg.context
-    ]
-    return f"model.{names[0]}" if len(names) == 1 else "model context"
+    """The name of the model setting that holds the context (e.g. model.block_size), as the
+    family's configuration declares it (`context_key`)."""
+    key = getattr(type(cfg), "context_key", None)
+    return f"model.{key}" if key else "the model's context setting"
 
 
 class SequenceModel(GenerativeModel):
