@@ -114,8 +114,21 @@ def test_an_interrupted_bench_resumes_and_counts_both_parts(tmp_path, feature_ca
     assert rows[-1]["step"] == r["steps"]
 
 
-def test_a_family_runs_twice_under_labels_on_a_cpu_budget(tmp_path, feature_cache):
-    """`style=gan` is a second gan run set apart by `style:` settings; the CPU budget counts."""
+def test_a_family_runs_twice_under_labels_on_a_cpu_budget(tmp_path, feature_cache, monkeypatch):
+    """`style=gan` is a second gan run set apart by `style:` settings; --cpu-budget times the
+    calibration on this process's CPU clock."""
+    import time
+
+    import genlab.bench as bench_module
+
+    clocks = []
+    calibrate = bench_module.calibrate
+
+    def spy(family, cfg, dataset, steps=10, clock=time.perf_counter):
+        clocks.append(clock)
+        return calibrate(family, cfg, dataset, steps, clock)
+
+    monkeypatch.setattr(bench_module, "calibrate", spy)
     gan = [f"gan:{o}" for o in TINY["gan"]]
     style = [f"style:{o}" for o in TINY["gan"]] + ["style:model.generator=style"]
     comparison = run_bench(
@@ -124,6 +137,7 @@ def test_a_family_runs_twice_under_labels_on_a_cpu_budget(tmp_path, feature_cach
         overrides=[*gan, *style, "train.batch_size=32"],
         cpu_budget=True,
     )
+    assert clocks == [time.process_time, time.process_time]
     fams = comparison["families"]
     assert list(fams) == ["gan", "style"]
     generators = {
@@ -133,20 +147,66 @@ def test_a_family_runs_twice_under_labels_on_a_cpu_budget(tmp_path, feature_cach
         for name in fams
     }
     assert generators == {"gan": "dcgan", "style": "style"}
-    assert fams["gan"]["parameters"] != fams["style"]["parameters"]
+    assert (
+        fams["style"]["family"] == "gan"
+        and "model.generator=style" in fams["style"]["own_overrides"]
+    )
     for r in fams.values():
         assert r["train_cpu_seconds"] > 0 and r["steps"] >= 10
     assert (tmp_path / "b" / "samples-style.png").exists()
-    assert (
-        "| metric | real (test vs train) | gan | style |"
-        in (tmp_path / "b" / "comparison.md").read_text()
+    table = (tmp_path / "b" / "comparison.md").read_text()
+    assert "| metric | real (test vs train) | gan | style |" in table
+    assert "training CPU time (s)" in table
+
+    # one family per call into the same folder, then all of them: each call keeps its own
+    # label's settings, and the last one only assembles the table
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(genlab, "train", no_training)
+    again = run_bench(
+        tmp_path / "b",
+        families=["style=gan", "gan"],
+        overrides=[*style, *gan, "train.batch_size=32"],
+        cpu_budget=True,
     )
-    # a label's settings stay its own; an unknown prefix is refused before training
-    assert family_overrides("style", style) == [*TINY["gan"], "model.generator=style"]
+    assert list(again["families"]) == ["style", "gan"]
+    # a label now naming another family, or other settings of a label, are refused
+    with pytest.raises(UsageError, match="holds a gan run, not vae"):
+        run_bench(
+            tmp_path / "b", families=["style=vae"], overrides=["train.batch_size=32"],
+            cpu_budget=True,
+        )  # fmt: skip
+    with pytest.raises(UsageError, match="was trained with --set style: settings"):
+        run_bench(
+            tmp_path / "b", families=["gan", "style=gan"], overrides=[*gan, "train.batch_size=32"],
+            cpu_budget=True,
+        )  # fmt: skip
+    with pytest.raises(UsageError, match="other settings"):
+        run_bench(tmp_path / "b", families=["gan"], overrides=[*gan, "train.batch_size=32"])
+
+
+def test_labels_and_prefixes_are_checked_before_anything_runs(tmp_path):
+    style = ["style:model.generator=style"]
+    assert family_overrides("style", style) == ["model.generator=style"]
     assert family_overrides("gan", style) == []
     with pytest.raises(UsageError, match="twice.*style=gan"):
         parse_families("gan,gan")
-    with pytest.raises(UsageError, match="neither a label"):
-        bench("digits", tmp_path / "c", families=["gan"], budget_minutes=1, overrides=["stlye:x=1"])
     with pytest.raises(UsageError, match="not a usable label"):
         parse_families("a b=gan")
+    with pytest.raises(UsageError, match="another family's name"):
+        parse_families("vae=gan")
+    with pytest.raises(UsageError, match="neither a label"):
+        bench("digits", tmp_path / "c", families=["gan"], budget_minutes=1, overrides=["stlye:x=1"])
+    with pytest.raises(UsageError, match="gan runs here as style; set it with --set style:"):
+        bench(
+            "digits", tmp_path / "c", families=["style=gan"], budget_minutes=1,
+            overrides=["gan:model.loss=hinge"],
+        )  # fmt: skip
+    with pytest.raises(UsageError, match="not a usable label"):
+        bench("digits", tmp_path / "c", families=["a/b=gan"], budget_minutes=1)
+    with pytest.raises(UsageError, match="twice"):
+        bench("digits", tmp_path / "c", families=["gan", "gan"], budget_minutes=1)
+    with pytest.raises(UsageError, match="--cpu-budget applies to image and audio"):
+        bench("wine", tmp_path / "c", families=["copula"], budget_minutes=1, cpu_budget=True)
+    assert not (tmp_path / "c").exists()

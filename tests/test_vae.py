@@ -109,6 +109,19 @@ def test_pixel_by_pixel_sampling_draws_each_pixel_from_its_full_pass_probability
     assert torch.equal(x, (u < p).float())
 
 
+def test_reconstruction_through_the_pixelcnn_decoder_is_one_deterministic_pass():
+    """reconstruct gives each pixel's probability given the posterior mean and the pixels
+    before it (thresholded), the same on every call."""
+    vae = make_vae(likelihood="bernoulli", **PIXEL).eval()
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        first, second = vae.reconstruct(x), vae.reconstruct(x)
+        by_hand = torch.sigmoid(vae.decoder_output(vae.encode(x), (x > 0.5).float()))
+    assert torch.equal(first, second)
+    torch.testing.assert_close(first, by_hand)
+    assert not set(first.unique().tolist()) <= {0.0, 1.0}  # probabilities, not draws
+
+
 def test_a_pixelcnn_decoder_run_trains_evaluates_samples_and_is_not_exported(tmp_path):
     from conftest import run_cli
 

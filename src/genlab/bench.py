@@ -6,20 +6,21 @@ then judged by the same metrics on the same number of samples drawn with the sam
 1. calibrate: a few optimizer steps of the family's configuration are timed (after two warm-up
    steps, in a throw-away trainer), and the run's step count is sized so that its learning-rate
    schedule ends when the budget does (90% of it: evaluations and checkpoints take the rest);
-2. train into DIR/runs/FAMILY with that step count, timing the whole training call;
+2. train into DIR/runs/LABEL (the family's name unless `LABEL=FAMILY` gave another) with that
+   step count, timing the whole training call;
 3. evaluate on the test split: the family's likelihood where it has one (genlab eval's numbers),
    and the sample-quality figures of genlab.metrics.quality on `samples` generated images,
    each next to the real-vs-real baseline; the sampling time per image is measured on them.
 
-Results go to DIR/comparison.md and DIR/comparison.json, with DIR/samples-FAMILY.png. A family
-whose result is already in DIR/runs/FAMILY/bench.json is not run again, and a family whose
+Results go to DIR/comparison.md and DIR/comparison.json, with DIR/samples-LABEL.png. A family
+whose result is already in DIR/runs/LABEL/bench.json is not run again, and a family whose
 training was stopped (Ctrl-C) continues from its last checkpoint, its training time counted
 across both parts: an interrupted bench resumes with the same command.
 
 On audio data (class-conditional families such as wavenet and diffwave), the figures are those
 of genlab.metrics.audio instead: the frozen melcnn judge's accuracy on the class asked for and
 the Frechet distance in its features, on about `samples` clips balanced over the classes, which
-are written as DIR/samples-FAMILY-<class>.wav with a spectrogram PNG.
+are written as DIR/samples-LABEL-<class>.wav with a spectrogram PNG.
 
 No family is named here: every registered generative family that handles images can take part.
 """
@@ -100,24 +101,35 @@ def split_entry(entry: str) -> tuple[str, str]:
 def parse_families(text: str) -> list[str]:
     """The entries of 'a,b,LABEL=c', each naming a generative family of the registry; labels
     (a family's own name unless given) are unique."""
-    from genlab.registry import get_family
-
     entries = [n.strip() for n in text.split(",") if n.strip()]
+    check_entries(entries)
+    return entries
+
+
+def check_entries(entries: list[str]) -> None:
+    """Refuse an empty list, a label given twice or unusable as a folder name, a label that
+    names another family, and any family that is not generative."""
+    from genlab.registry import FAMILIES, get_family
+
     if not entries:
         raise UsageError("--families needs at least one family, e.g. vae,gan,pixelcnn")
     labels = [split_entry(e)[0] for e in entries]
     if len(set(labels)) != len(labels):
         raise UsageError(
-            f"--families lists a name twice: {text}; run a family again under a label of its "
-            "own, e.g. style=gan"
+            f"--families lists a name twice: {','.join(entries)}; run a family again under a "
+            "label of its own, e.g. style=gan"
         )
     for label, name in map(split_entry, entries):
         if not re.fullmatch(r"[A-Za-z0-9_-]+", label):
             raise UsageError(f"--families: '{label}' is not a usable label (letters, digits, _ -)")
+        if label != name and label in FAMILIES:
+            raise UsageError(
+                f"--families: '{label}={name}' would label a {name} run with another family's "
+                "name; choose another label"
+            )
         cls, _ = get_family(name)
         if cls.discriminative:
             raise UsageError(f"'{name}' is discriminative: the bench compares generative families")
-    return entries
 
 
 def family_overrides(label: str, overrides: list[str]) -> list[str]:
@@ -139,21 +151,61 @@ def family_overrides(label: str, overrides: list[str]) -> list[str]:
 
 
 def _check_prefixes(entries: list[str], overrides: list[str]) -> None:
-    """Every `LABEL:key=value` names a label of --families or a family of the registry (a
-    family not benched this time ignores its settings, so one --set list serves many runs)."""
+    """Every `LABEL:key=value` names a label of --families, or a family of the registry that is
+    not benched this time (it ignores its settings, so one --set list serves many runs); a
+    family benched only under other labels is refused, since nothing would read its settings."""
     from genlab.registry import get_family
 
     labels = [split_entry(e)[0] for e in entries]
     for item in overrides:
         head, sep, _ = item.partition(":")
-        if sep and "=" not in head and head not in labels:
-            try:
-                get_family(head)
-            except UsageError as e:
-                raise UsageError(
-                    f"--set {item}: '{head}' is neither a label of --families "
-                    f"({', '.join(labels)}) nor a family: {e}"
-                ) from None
+        if not sep or "=" in head or head in labels:
+            continue
+        try:
+            get_family(head)
+        except UsageError as e:
+            raise UsageError(
+                f"--set {item}: '{head}' is neither a label of --families "
+                f"({', '.join(labels)}) nor a family: {e}"
+            ) from None
+        others = [label for label, family in map(split_entry, entries) if family == head]
+        if others:
+            raise UsageError(
+                f"--set {item}: {head} runs here as {', '.join(others)}; set it with "
+                f"--set {others[0]}:{item.partition(':')[2]}"
+            )
+
+
+def _settings_key(settings: dict[str, Any]) -> dict[str, Any]:
+    """What must match for two bench calls to share a folder: all but the families and the
+    settings of one label (each run checks those itself, in its bench.json)."""
+    shared = [o for o in settings["overrides"] if not _prefix(o)]
+    key = {k: v for k, v in settings.items() if k not in ("families", "overrides")}
+    return {**key, "cpu_budget": settings.get("cpu_budget", False), "overrides": shared}
+
+
+def _prefix(item: str) -> str | None:
+    head, sep, _ = item.partition(":")
+    return head if sep and "=" not in head else None
+
+
+def _check_reused(run_dir: Path, entry: str, own: list[str]) -> None:
+    """A finished or stopped run in `run_dir` is of the entry's family and, where its
+    bench.json says, was trained with the entry's own settings."""
+    label, family = split_entry(entry)
+    manifest = read_manifest(run_dir)
+    if manifest.get("family") != family:
+        raise UsageError(
+            f"{run_dir} holds a {manifest.get('family')} run, not {family}: choose another "
+            f"label than '{label}' or another --out"
+        )
+    done = run_dir / "bench.json"
+    kept = read_json_file(done, "bench result").get("own_overrides") if done.exists() else None
+    if kept is not None and kept != own:
+        raise UsageError(
+            f"{run_dir} was trained with --set {label}: settings {kept}, not {own}: repeat "
+            "them, or choose another label or --out"
+        )
 
 
 def run_config(entry: str, preset: str | None, overrides: list[str]) -> Any:
@@ -297,6 +349,7 @@ def bench(
     check_quality_settings(samples, feature_steps)
     out = Path(out)
     overrides = list(overrides)
+    check_entries(families)
     _check_prefixes(families, overrides)
     for entry in families:  # every setting is checked before any training starts
         run_config(entry, preset, overrides)
@@ -318,6 +371,11 @@ def bench(
     if all(
         _learns_tables(split_entry(e)[1]) for e in families
     ):  # synthetic tables: their own report
+        if cpu_budget:
+            raise UsageError(
+                "--cpu-budget applies to image and audio benches; a table bench cuts each "
+                "family's own step count to a wall-clock budget"
+            )
         return _bench_tables(
             data, out, families, settings, budget_minutes, calibration_steps, quiet
         )
@@ -330,15 +388,12 @@ def bench(
     for entry in families:  # a family that cannot model these data says so before any training
         build_model(split_entry(entry)[1], run_config(entry, preset, overrides).model, dataset.info)
     settings_file = out / "bench-settings.json"
-    if settings_file.exists():
-        old = {"cpu_budget": False} | read_json_file(settings_file, "bench settings")
-        if {k: old.get(k) for k in settings if k != "families"} != {
-            k: v for k, v in settings.items() if k != "families"
-        }:
-            raise UsageError(
-                f"{out} holds a bench with other settings ({settings_file}); "
-                "choose another --out or repeat the same command to resume it"
-            )
+    old = read_json_file(settings_file, "bench settings") if settings_file.exists() else None
+    if old is not None and _settings_key(old) != _settings_key(settings):
+        raise UsageError(
+            f"{out} holds a bench with other settings ({settings_file}); "
+            "choose another --out or repeat the same command to resume it"
+        )
     write_json_atomic(settings_file, settings)
 
     likelihood_data = dataset
@@ -361,9 +416,12 @@ def bench(
     results: dict[str, dict[str, Any]] = {}
     real: dict[str, Any] = {}
     for entry in families:
-        label = split_entry(entry)[0]
+        label, family = split_entry(entry)
         run_dir = out / "runs" / label
         done = run_dir / "bench.json"
+        own = [o.partition(":")[2] for o in overrides if _prefix(o) == label]
+        if (run_dir / "run.json").exists():
+            _check_reused(run_dir, entry, own)
         if done.exists():
             _say(f"{label}: reusing the finished result in {done}")
             results[label] = read_json_file(done, "bench result")
@@ -382,6 +440,7 @@ def bench(
                 cpu_budget=cpu_budget,
             )
             _say(f"{label}: trained {record['steps']} steps in {record['train_seconds']:.0f} s")
+            record |= {"family": family, "own_overrides": own}
             model = genlab.load(run_dir)
             if audio:
                 record |= _audio_result(
@@ -469,6 +528,9 @@ def _bench_tables(
         label, family = split_entry(entry)
         run_dir = out / "runs" / label
         done = run_dir / "bench.json"
+        own = [o.partition(":")[2] for o in overrides if _prefix(o) == label]
+        if (run_dir / "run.json").exists():
+            _check_reused(run_dir, entry, own)
         if done.exists():
             _say(f"{label}: reusing the finished result in {done}")
             results[label] = read_json_file(done, "bench result")
@@ -494,7 +556,12 @@ def _bench_tables(
                 seed=seed,
                 quiet=quiet,
             )
-            record: dict[str, Any] = {"steps": steps, "train_seconds": time.perf_counter() - t0}
+            record: dict[str, Any] = {
+                "steps": steps,
+                "train_seconds": time.perf_counter() - t0,
+                "family": family,
+                "own_overrides": own,
+            }
             model = genlab.load(run_dir)
             figures, _, _ = evaluate_table(model, cfg.data, None, seed=seed)
             record |= {
@@ -540,7 +607,8 @@ def _audio_result(model, dataset, extractor, samples: int, seed: int, stem: Path
     if not model.conditional:
         raise UsageError(
             f"'{model.family}' was trained unconditionally: the audio bench judges "
-            "class-conditional samples; add --set <family>:model.conditional=true"
+            "class-conditional samples; add --set <label>:model.conditional=true (the "
+            "family's name, or the label its --families entry gave it)"
         )
     per_class = max(1, math.ceil(samples / k))
     t0 = time.perf_counter()

@@ -91,8 +91,9 @@ def run(a: argparse.Namespace) -> int:
     model = load(a.run_dir, which=a.which, ema=not a.no_ema, device="cpu")
     if what == "decode" and not model.one_pass_decode:  # e.g. a vae with a pixelcnn decoder
         raise UsageError(
-            f"this {cls.family} run decodes pixel by pixel (its settings: "
-            f"{model.cfg.decoder} decoder), not in one forward pass; only one-pass decoders export"
+            f"this {cls.family} run decodes pixel by pixel or step by step (its settings chose "
+            "such a decoder, e.g. model.decoder=pixelcnn), not in one forward pass; only "
+            "one-pass decoders export"
         )
     net, example, meta = (_predictor if what == "predict" else _decoder)(model)
     out.parent.mkdir(parents=True, exist_ok=True)

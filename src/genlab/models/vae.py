@@ -343,8 +343,13 @@ class VAE(GenerativeModel):
         return x
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decoded posterior means of images x: (B, C, H, W) in [0, 1]."""
-        return self.decode(self.encode(x))
+        """Decoded posterior means of images x: (B, C, H, W) in [0, 1]; with the pixelcnn
+        decoder, each pixel's probability given the posterior mean and the pixels before it,
+        binarized at 0.5 (one deterministic pass, no drawing)."""
+        z = self.encode(x)
+        if self.pixel is None:
+            return self.decode(z)
+        return torch.sigmoid(self.decoder_output(z, binarize(x, "threshold", None)))
 
     def prior(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """n latent codes (n, latent_dim) drawn from the prior N(0, I)."""

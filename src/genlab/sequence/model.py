@@ -39,9 +39,8 @@ def vocab_size_of(info: DataInfo) -> int:
 
 def _context_setting(cfg: Any) -> str:
     """The name of the model setting that holds the context (e.g. model.block_size), as the
-    family's configuration declares it (`context_key`)."""
-    key = getattr(type(cfg), "context_key", None)
-    return f"model.{key}" if key else "the model's context setting"
+    family's configuration declares it (`context_key`, which every sequence family sets)."""
+    return f"model.{type(cfg).context_key}"
 
 
 class SequenceModel(GenerativeModel):
