@@ -142,3 +142,24 @@ def test_a_pixelcnn_decoder_run_trains_evaluates_samples_and_is_not_exported(tmp
         make_vae(likelihood="gaussian", **PIXEL)
     with pytest.raises(UsageError, match="model.pixel_layers"):
         Config(decoder="pixelcnn", pixel_layers=0).validate()
+
+
+def test_free_bits_floor_each_dimensions_kl_in_training_only():
+    vae = make_vae(free_bits=0.5, binarize="threshold")
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(3)
+    out = vae.train().loss({"x": x})
+    torch.manual_seed(3)
+    recon, kl = vae._elbo_parts(vae.observe(x), per_dim=True)
+    floored = kl.mean(0).clamp(min=0.5).sum()
+    assert float(floored) > float(kl.sum(1).mean())  # the floor binds on this batch
+    torch.testing.assert_close(out["loss"], -recon.mean() + floored)
+    torch.testing.assert_close(out["kl"], kl.sum(1).mean())  # reported: the true KL
+    torch.manual_seed(3)
+    assert float(vae.eval().loss({"x": x})["loss"]) == pytest.approx(
+        float(-(recon - kl.sum(1)).mean()), rel=1e-5
+    )
+    with pytest.raises(UsageError, match="model.free_bits .* model.objective=iwae"):
+        Config(objective="iwae", free_bits=0.5).validate()
+    with pytest.raises(UsageError, match="model.free_bits must be 0 or more"):
+        Config(free_bits=-1).validate()

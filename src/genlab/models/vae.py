@@ -64,6 +64,10 @@ class Config:
     train_samples: int = 5
     """K, the draws of q(z|x) per example for the `iwae` objective (K = 1 is a one-sample
     Monte Carlo ELBO)."""
+    free_bits: float = 0.0
+    """Training only, `elbo` objective: each latent dimension's KL (averaged over the batch)
+    costs at least this many nats, so a strong decoder gains nothing by leaving z unused
+    (the "free bits" of Kingma et al. 2016); 0 = off. Reported ELBOs and NLLs stay exact."""
     decoder: Literal["deconv", "pixelcnn"] = "deconv"
     """p(x|z): `deconv`, independent pixels from the transposed convolutions; `pixelcnn`, a
     gated PixelCNN over the image conditioned on their feature maps (bernoulli likelihood;
@@ -91,6 +95,13 @@ class Config:
             raise UsageError(
                 "model.pixel_layers, model.pixel_channels and model.pixel_features must be "
                 f"positive; got {self.pixel_layers}, {self.pixel_channels}, {self.pixel_features}"
+            )
+        if self.free_bits < 0:
+            raise UsageError(f"model.free_bits must be 0 or more; got {self.free_bits}")
+        if self.objective == "iwae" and self.free_bits:
+            raise UsageError(
+                "model.free_bits floors the ELBO's KL term and has no meaning for "
+                "model.objective=iwae; set model.free_bits=0 or use model.objective=elbo"
             )
         if self.objective == "iwae" and self.beta != 1:
             raise UsageError(
@@ -252,14 +263,16 @@ class VAE(GenerativeModel):
 
     # contract ---------------------------------------------------------------------------------
     def _elbo_parts(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
+        self, x: torch.Tensor, generator: torch.Generator | None = None, per_dim: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """log p(x|z) at one draw z ~ q(z|x), (B,), and KL(q(z|x) || p(z)), (B,) or per
+        latent dimension (B, D)."""
         mu, logvar = self.posterior(x)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps
         recon = self.log_likelihood(self.decoder_output(z, x), x)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
-        return recon, kl
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
+        return recon, (kl if per_dim else kl.sum(1))
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = self.observe(batch["x"])
@@ -267,8 +280,13 @@ class VAE(GenerativeModel):
             k = self.cfg.train_samples
             bound = torch.logsumexp(self.log_weights(x, k), dim=0) - math.log(k)
             return {"loss": -bound.mean()}
-        recon, kl = self._elbo_parts(x)
-        loss = (-recon + self.cfg.beta * kl).mean()
+        recon, kl_dims = self._elbo_parts(x, per_dim=True)
+        kl = kl_dims.sum(1)
+        if self.cfg.free_bits > 0 and self.training:
+            penalty = kl_dims.mean(0).clamp(min=self.cfg.free_bits).sum()
+        else:
+            penalty = kl.mean()
+        loss = -recon.mean() + self.cfg.beta * penalty
         return {"loss": loss, "recon": -recon.mean(), "kl": kl.mean()}
 
     def elbo(self, batch: dict[str, torch.Tensor], *, generator=None) -> torch.Tensor:
