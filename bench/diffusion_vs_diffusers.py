@@ -54,6 +54,7 @@ from genlab.run import load_data
 from genlab.runconfig import default_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from budget import add_budget_args, apply_threads  # noqa: E402
 from diffusion_mnist import DEFAULT_DATA, ROOT, Judge, calibrate  # noqa: E402
 
 SAMPLE_STEPS = 50
@@ -235,12 +236,7 @@ def main() -> int:
     p.add_argument("--sweep-samples", type=int, default=250)
     p.add_argument("--sample-batch", type=int, default=100)
     p.add_argument("--calibration-steps", type=int, default=20)
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: torch's default)")
-    p.add_argument(
-        "--cpu-budget",
-        action="store_true",
-        help="budgets count this process's CPU time (use with --threads 1), not wall time",
-    )
+    add_budget_args(p)
     a = p.parse_args()
     try:
         import diffusers
@@ -254,8 +250,7 @@ def main() -> int:
     if not Path(a.data).exists():
         print(f"MNIST not found at {a.data}; pass --data DIR with the IDX files", file=sys.stderr)
         return 1
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    apply_threads(a)
     lrs = [float(v) for v in a.lrs.split(",")]
     out = Path(a.out)
     data = load_data(default_config("ddpm", "mnist"), a.data)

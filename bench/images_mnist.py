@@ -36,6 +36,9 @@ import torch
 from genlab.bench import bench, parse_families, split_entry
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from budget import add_budget_args, apply_threads  # noqa: E402
+
 FAMILIES = "vae,gan,style=gan,pixelcnn,ddpm"
 STYLE = "style:model.generator=style"
 """The second GAN run's generator, added when the label `style` is among --families."""
@@ -77,20 +80,9 @@ def main() -> int:
     p.add_argument("--feature-steps", type=int, default=2000)
     p.add_argument("--calibration-steps", type=int, default=10)
     p.add_argument("--nll-examples", type=int, default=0, help="0: all 10,000 test images")
-    p.add_argument(
-        "--cpu-budget",
-        action="store_true",
-        help="--minutes counts CPU time of this process (robust to other load), not wall time",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="torch CPU threads (0 = torch's default); 1 makes the budget CPU-minutes of one core",
-    )
+    add_budget_args(p)
     a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    apply_threads(a)
     if not Path(a.data).exists():
         print(f"MNIST not found at {a.data}; pass --data DIR with the IDX files", file=sys.stderr)
         return 1

@@ -34,6 +34,8 @@ from genlab.metrics.evaluate import evaluate
 from genlab.run import load_data, read_run
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from budget import add_budget_args, apply_threads  # noqa: E402
 
 
 def main() -> int:
@@ -59,20 +61,9 @@ def main() -> int:
     p.add_argument(
         "--test-examples", type=int, default=None, help="score the first N test images (all)"
     )
-    p.add_argument(
-        "--cpu-budget",
-        action="store_true",
-        help="--minutes counts CPU time of this process (robust to other load), not wall time",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="torch CPU threads (0 = torch's default); 1 makes the budget CPU-minutes of one core",
-    )
+    add_budget_args(p)
     a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    apply_threads(a)
     if not Path(a.data).exists():
         print(f"MNIST not found at {a.data}; pass --data DIR with the IDX files", file=sys.stderr)
         return 1

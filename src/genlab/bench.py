@@ -135,19 +135,19 @@ def check_entries(entries: list[str]) -> None:
 def family_overrides(label: str, overrides: list[str]) -> list[str]:
     """The --set entries for one --families label: `key=value` for all, `LABEL:key=value` for
     the one of that label (a family's name unless the entry gave another)."""
-    mine = []
-    for item in overrides:
-        head, sep, rest = item.partition(":")
-        if sep and "=" not in head:  # LABEL:key=value
-            if head == label:
-                if rest.startswith("data."):
-                    raise UsageError(
-                        f"--set {item}: every family trains on the same data; set data.* for all"
-                    )
-                mine.append(rest)
-        else:
-            mine.append(item)
-    return mine
+    for rest in _own_overrides(label, overrides):
+        if rest.startswith("data."):
+            raise UsageError(
+                f"--set {label}:{rest}: every family trains on the same data; set data.* for all"
+            )
+    return [  # in the order given, so a later --set wins
+        o.partition(":")[2] if _prefix(o) else o for o in overrides if _prefix(o) in (None, label)
+    ]
+
+
+def _own_overrides(label: str, overrides: list[str]) -> list[str]:
+    """The `key=value` parts of the `LABEL:key=value` entries of one label."""
+    return [o.partition(":")[2] for o in overrides if _prefix(o) == label]
 
 
 def _check_prefixes(entries: list[str], overrides: list[str]) -> None:
@@ -419,7 +419,7 @@ def bench(
         label, family = split_entry(entry)
         run_dir = out / "runs" / label
         done = run_dir / "bench.json"
-        own = [o.partition(":")[2] for o in overrides if _prefix(o) == label]
+        own = _own_overrides(label, overrides)
         if (run_dir / "run.json").exists():
             _check_reused(run_dir, entry, own)
         if done.exists():
@@ -528,7 +528,7 @@ def _bench_tables(
         label, family = split_entry(entry)
         run_dir = out / "runs" / label
         done = run_dir / "bench.json"
-        own = [o.partition(":")[2] for o in overrides if _prefix(o) == label]
+        own = _own_overrides(label, overrides)
         if (run_dir / "run.json").exists():
             _check_reused(run_dir, entry, own)
         if done.exists():
