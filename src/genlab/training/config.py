@@ -75,8 +75,7 @@ class TrainConfig:
     train.lr times this; the layers that start fresh keep train.lr."""
     preview_samples: int = 64
     """Images sampled into samples/step-N.png when training ends (other data kinds write their
-    own few previews); 0 = no preview, for models that sample slowly (e.g. PixelCNN++:
-    about 10 CPU-s per 28x28 image)."""
+    own few previews); 0 = no preview, for models that sample slowly (e.g. PixelCNN++)."""
 
     def validate(self) -> None:
         for name in (
