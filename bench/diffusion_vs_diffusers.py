@@ -25,8 +25,14 @@ genlab's spacing, which is diffusers' `timestep_spacing="linspace"`; diffusers' 
 "leading" spacing would start at 980), eta 0, x0 clipped to [-1, 1]. Every network is sampled
 with both samplers (genlab's `sample_loop` and diffusers' `DDIMScheduler`), so
 `fd_ratio_networks_*` compares the networks under one sampler and `fd_ratio_samplers_*` the
-samplers on one network. Frechet distance is to the 10,000 test images in the features of
-genlab's frozen `cnn` (see bench/diffusion_mnist.py), with `fd_real` the floor.
+samplers on one network. The two samplers differ in two of diffusers' defaults:
+`use_clipped_model_output=False` (the step keeps the network's eps after clipping x0, where
+genlab re-derives eps from the clipped x0, as GLIDE does) and a previous timestep of
+t - 1000 // 50 whatever the spacing (genlab steps to the next timestep of the list). A third
+sampler, `diffusers_clipped`, is the DDIMScheduler with `use_clipped_model_output=True`, which
+separates the two; with "leading" spacing too, it agrees with genlab's to float precision
+(tests/test_diffusion.py's parity test). Frechet distance is to the 10,000 test images in the
+features of genlab's frozen `cnn` (see bench/diffusion_mnist.py), with `fd_real` the floor.
 
 Runtime settings, the same for both sides: torch's default intra-op threads (or --threads),
 budgets in wall time (or, with --cpu-budget, in this process's CPU time: both step times are
@@ -170,8 +176,11 @@ def genlab_sampler(eps_fn, schedule, n: int, g: torch.Generator) -> torch.Tensor
     return samplers.sample_loop(predict, schedule, x_T, ts, sampler="ddim", eta=0.0)
 
 
-def diffusers_sampler(eps_fn, betas: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
-    """diffusers' DDIMScheduler (eta 0, clip_sample) with genlab's linspace spacing."""
+def diffusers_sampler(
+    eps_fn, betas: torch.Tensor, n: int, g: torch.Generator, clipped_eps: bool = False
+) -> torch.Tensor:
+    """diffusers' DDIMScheduler (eta 0, clip_sample) with genlab's linspace spacing; with
+    `clipped_eps`, its `use_clipped_model_output=True` (eps re-derived from the clipped x0)."""
     from diffusers import DDIMScheduler
 
     sched = DDIMScheduler(
@@ -184,8 +193,13 @@ def diffusers_sampler(eps_fn, betas: torch.Tensor, n: int, g: torch.Generator) -
     sched.set_timesteps(SAMPLE_STEPS)
     x = torch.randn((n, 1, 28, 28), generator=g)
     for t in sched.timesteps:
-        x = sched.step(eps_fn(x, int(t)), t, x, eta=0.0).prev_sample
+        step = sched.step(eps_fn(x, int(t)), t, x, eta=0.0, use_clipped_model_output=clipped_eps)
+        x = step.prev_sample
     return x
+
+
+def diffusers_clipped_sampler(eps_fn, betas: torch.Tensor, n: int, g: torch.Generator):
+    return diffusers_sampler(eps_fn, betas, n, g, clipped_eps=True)
 
 
 @torch.inference_mode()
@@ -303,6 +317,7 @@ def main() -> int:
         for name, sampler, arg in (
             ("genlab", genlab_sampler, sched_g),
             ("diffusers", diffusers_sampler, betas),
+            ("diffusers_clipped", diffusers_clipped_sampler, betas),
         ):
             images, ms[net, name] = draw(sampler, eps_fn, arg, n, b)
             fd[net, name] = judge.fd(images)
@@ -334,12 +349,14 @@ def main() -> int:
         print(f"fd_{net}_net_{sampler}_sampler={v:.3f}")
     for (net, sampler), v in ms.items():
         print(f"sample_ms_per_image_{net}_net_{sampler}_sampler={v:.1f}")
-    for sampler in ("genlab", "diffusers"):
+    for sampler in ("genlab", "diffusers", "diffusers_clipped"):
         r = fd["genlab", sampler] / fd["diffusers", sampler]
         print(f"fd_ratio_networks_genlab_over_diffusers_{sampler}_sampler={r:.3f}")
     for net in ("genlab", "diffusers"):
         r = fd[net, "genlab"] / fd[net, "diffusers"]
         print(f"fd_ratio_samplers_genlab_over_diffusers_{net}_net={r:.3f}")
+        r = fd[net, "genlab"] / fd[net, "diffusers_clipped"]
+        print(f"fd_ratio_samplers_genlab_over_diffusers_clipped_{net}_net={r:.3f}")
         r = ms[net, "genlab"] / ms[net, "diffusers"]
         print(f"sample_time_ratio_samplers_genlab_over_diffusers_{net}_net={r:.3f}")
     r = ms["genlab", "genlab"] / ms["diffusers", "diffusers"]
