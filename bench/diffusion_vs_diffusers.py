@@ -1,7 +1,7 @@
 """Benchmark: genlab's `ddpm` (`mnist` preset) against diffusers on full MNIST, each with its own
 recipe and its best learning rate, networks and samplers compared apart.
 
-    pip install diffusers            # benchmark-only; genlab itself never imports it
+    pip install -e ".[bench]"        # diffusers, benchmark-only; genlab itself never imports it
     python bench/diffusion_vs_diffusers.py --minutes 30 --sweep-minutes 3
 
 What each side gets:
@@ -257,7 +257,7 @@ def main() -> int:
     except ImportError:
         print(
             "this benchmark compares with diffusers, which is not installed: run "
-            "'pip install diffusers' (a benchmark-only dependency; genlab does not need it)",
+            "pip install -e '.[bench]' (diffusers, benchmark-only; genlab does not need it)",
             file=sys.stderr,
         )
         return 2

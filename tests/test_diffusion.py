@@ -159,6 +159,38 @@ def test_exact_denoiser_reproduces_gaussian_data(sampler, steps, eta, rtol):
     assert torch.allclose(torch.cov(x.T), cov, rtol=rtol, atol=0.01), torch.cov(x.T)
 
 
+def test_ddim_matches_diffusers_ddimscheduler_under_glides_clipping(digits):
+    """genlab's DDIM step is diffusers' DDIMScheduler with `use_clipped_model_output=True` (eps
+    re-derived from the clipped x0) on its own timesteps; diffusers' default keeps the network's
+    eps after clipping, a different sampler (bench/diffusion_vs_diffusers.py reports both)."""
+    diffusers = pytest.importorskip("diffusers", reason="diffusers (the bench extra) is absent")
+    model = tiny_ddpm(digits)
+    sched = model.schedule
+    ref = diffusers.DDIMScheduler(
+        num_train_timesteps=sched.timesteps,
+        trained_betas=sched.betas.float().numpy(),
+        clip_sample=True,
+        set_alpha_to_one=True,
+        timestep_spacing="leading",  # t - T // S is then the next timestep of the list
+    )
+    ref.set_timesteps(10)
+    ts = [int(t) for t in ref.timesteps]
+    assert ts[-1] == 0 and len(set(a - b for a, b in zip(ts, ts[1:], strict=False))) == 1
+    x_T = torch.randn((4, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+
+    def theirs(clipped: bool) -> torch.Tensor:
+        x = x_T.clone()
+        for t in ref.timesteps:
+            eps = model.net(x, torch.full((len(x),), int(t)), None)
+            x = ref.step(eps, t, x, eta=0.0, use_clipped_model_output=clipped).prev_sample
+        return x
+
+    with torch.no_grad():
+        ours = samplers.sample_loop(model.denoise, sched, x_T, ts, sampler="ddim", eta=0.0)
+        assert torch.allclose(ours, theirs(True), atol=1e-4), (ours - theirs(True)).abs().max()
+        assert (ours - theirs(False)).abs().max() > 0.1  # the default sampler differs
+
+
 def test_spaced_timesteps_cover_the_range_and_reject_bad_counts():
     assert samplers.spaced_timesteps(1000, 1000) == list(range(999, -1, -1))
     ts = samplers.spaced_timesteps(1000, 50)
