@@ -133,6 +133,9 @@ def test_health_warns_of_mode_collapse_and_divergence(digits, monkeypatch):
     assert diverging.startswith("training is diverging")
     balanced = model.health({"d_real_acc": 0.6, "d_fake_acc": 0.7}, judge=OnlySevens())
     assert "training is diverging" not in " ".join(balanced.get("warnings", []))
+    # right every time but unsure (generator loss 0.99: fakes judged real with p ~ 0.37)
+    unsure = model.health({"d_real_acc": 1.0, "d_fake_acc": 1.0, "g_loss": 0.99})
+    assert "training is diverging" not in " ".join(unsure.get("warnings", []))
 
 
 def test_trained_in_the_loop_with_health_and_two_optimizers(tmp_path, feature_cache, capsys):
