@@ -69,11 +69,15 @@ def test_an_iwae_run_trains_and_evaluates_from_the_cli_settings(tmp_path):
 
 
 PIXEL = {"decoder": "pixelcnn", "pixel_layers": 3, "pixel_channels": 8, "pixel_features": 4}
+PP = {"decoder": "pixelcnn", "pixel_arch": "pp", "pixel_resnets": 1, "pixel_channels": 8,
+      "pixel_features": 4}  # fmt: skip
+both_decoders = pytest.mark.parametrize("pixel", [PIXEL, PP], ids=["gated", "pp"])
 
 
-def test_the_pixelcnn_decoder_is_causal_given_z():
+@both_decoders
+def test_the_pixelcnn_decoder_is_causal_given_z(pixel):
     """Given z, the logit at raster position q changes with the pixels before q only."""
-    vae = make_vae(likelihood="bernoulli", **PIXEL)
+    vae = make_vae(likelihood="bernoulli", **pixel)
     z = torch.randn(1, 3)
     x = torch.rand(1, 1, 8, 8, requires_grad=True)
     out = vae.decoder_output(z, x)
@@ -84,8 +88,9 @@ def test_the_pixelcnn_decoder_is_causal_given_z():
         assert q == 0 or seen[q - 1]  # the pixel just before is read
 
 
-def test_p_x_given_z_sums_to_one_over_every_binary_image():
-    vae = make_vae(shape=(1, 2, 2), levels=2, likelihood="bernoulli", **PIXEL).eval()
+@both_decoders
+def test_p_x_given_z_sums_to_one_over_every_binary_image(pixel):
+    vae = make_vae(shape=(1, 2, 2), levels=2, likelihood="bernoulli", **pixel).eval()
     grid = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4))).view(16, 1, 2, 2)
     with torch.no_grad():
         for z in torch.randn(3, 1, 3):
@@ -94,10 +99,13 @@ def test_p_x_given_z_sums_to_one_over_every_binary_image():
             assert float(total) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_pixel_by_pixel_sampling_draws_each_pixel_from_its_full_pass_probability(monkeypatch):
+@both_decoders
+def test_pixel_by_pixel_sampling_draws_each_pixel_from_its_full_pass_probability(
+    monkeypatch, pixel
+):
     """The draw of pixel (i, j), made on rows <= i only, uses the probability the full pass
-    gives it on the finished image."""
-    vae = make_vae(shape=(1, 5, 4), likelihood="bernoulli", **PIXEL).eval()
+    gives it on the finished image (the pp decoder's pooled maps line up on partial rows)."""
+    vae = make_vae(shape=(1, 5, 4), likelihood="bernoulli", **pixel).eval()
     u = torch.rand(3, 1, 5, 4, generator=torch.Generator().manual_seed(0))
     draws = iter(u.permute(2, 3, 0, 1).reshape(20, 3, 1))  # raster order, per pixel (B, C)
     monkeypatch.setattr(torch, "rand", lambda shape, **kw: next(draws))
@@ -142,6 +150,8 @@ def test_a_pixelcnn_decoder_run_trains_evaluates_samples_and_is_not_exported(tmp
         make_vae(likelihood="gaussian", **PIXEL)
     with pytest.raises(UsageError, match="model.pixel_layers"):
         Config(decoder="pixelcnn", pixel_layers=0).validate()
+    with pytest.raises(UsageError, match="model.pixel_resnets"):
+        Config(decoder="pixelcnn", pixel_arch="pp", pixel_resnets=0).validate()
 
 
 def test_free_bits_floor_each_dimensions_kl_in_training_only():

@@ -288,18 +288,26 @@ def concat_elu(x: torch.Tensor) -> torch.Tensor:
 
 class ResBlock(nn.Module):
     """PixelCNN++'s gated residual block on one stream: x + gate(conv(concat_elu(conv(x) +
-    1x1(extra)))), with dropout before the second convolution and a class bias on the gate."""
+    1x1(extra)))), with dropout before the second convolution, and on the gate a class bias and
+    a 1x1 map of conditioning features (`features` channels; a VAE's decoder maps of z)."""
 
-    def __init__(self, c: int, kind: str, extra: int, classes: int, dropout: float):
+    def __init__(
+        self, c: int, kind: str, extra: int, classes: int, dropout: float, features: int = 0
+    ):
         super().__init__()
         self.conv_in = ShiftedConv(2 * c, c, kind)
         self.extra = nn.Conv2d(2 * extra, c, 1) if extra else None
         self.drop = nn.Dropout(dropout)
         self.conv_out = ShiftedConv(2 * c, 2 * c, kind)
         self.cond = nn.Embedding(classes, 2 * c) if classes else None
+        self.map = nn.Conv2d(features, 2 * c, 1) if features else None
 
     def forward(
-        self, x: torch.Tensor, extra: torch.Tensor | None, y: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        extra: torch.Tensor | None,
+        y: torch.Tensor | None,
+        maps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         h = self.conv_in(concat_elu(x))
         if self.extra is not None:
@@ -307,6 +315,8 @@ class ResBlock(nn.Module):
         h = self.conv_out(self.drop(concat_elu(h)))
         if self.cond is not None:
             h = h + self.cond(y)[:, :, None, None]
+        if self.map is not None:
+            h = h + self.map(maps[..., : h.shape[-2], : h.shape[-1]])
         return x + gate(h)
 
 
@@ -316,11 +326,13 @@ class PPNet(nn.Module):
     convolution; up: a shifted transposed convolution, then `resnets` + 1 blocks per resolution
     that read, in mirror order, the streams that entered the way down at that resolution and
     every down block's outputs (shortcut connections). Output: (B, P, H, W) from ul, each
-    position depending only on the pixels before it."""
+    position depending only on the pixels before it. With `features` > 0 every block also
+    reads conditioning maps (B, features, H, W) of the full image's size, average-pooled to
+    each resolution; they may depend on anything but the image (a VAE's maps of z)."""
 
-    def __init__(self, c_in: int, cfg: Config, classes: int, out: int) -> None:
+    def __init__(self, c_in: int, cfg: Config, classes: int, out: int, features: int = 0) -> None:
         super().__init__()
-        c, n, drop = cfg.channels, cfg.resnets, cfg.dropout
+        c, n, drop, f = cfg.channels, cfg.resnets, cfg.dropout, features
         self.u_in = ShiftedConv(c_in + 1, c, "down", rows=2)
         self.ul_in_up = ShiftedConv(c_in + 1, c, "down", rows=1)
         self.ul_in_left = ShiftedConv(c_in + 1, c, "down-right", rows=2)
@@ -329,8 +341,8 @@ class PPNet(nn.Module):
             return nn.ModuleList(
                 nn.ModuleList(
                     [
-                        ResBlock(c, "down", u_extra, classes, drop),
-                        ResBlock(c, "down-right", ul_extra, classes, drop),
+                        ResBlock(c, "down", u_extra, classes, drop, f),
+                        ResBlock(c, "down-right", ul_extra, classes, drop, f),
                     ]
                 )
                 for _ in range(count)
@@ -350,27 +362,35 @@ class PPNet(nn.Module):
         )
         self.out = nn.Conv2d(c, out, 1)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None, maps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, C, R, W): the image's first R rows (R = H but when sampling); maps: the
+        conditioning maps of the whole image (B, features, H, W), or None."""
         x = torch.cat([x * 2 - 1, torch.ones_like(x[:, :1])], dim=1)  # ones: the image's extent
         u = down_shift(self.u_in(x))
         ul = down_shift(self.ul_in_up(x)) + F.pad(self.ul_in_left(x), (1, 0))[..., :-1]
+        scaled = [None] * len(self.down)  # the maps at each resolution (blocks crop the rows)
+        if maps is not None:
+            scaled = [F.avg_pool2d(maps, 2**s, ceil_mode=True) for s in range(len(self.down))]
         kept = []
         for s, level in enumerate(self.down):
             if s:
                 u, ul = self.shrink[s - 1][0](u), self.shrink[s - 1][1](ul)
             kept.append((u, ul))
             for u_block, ul_block in level:
-                u = u_block(u, None, y)
-                ul = ul_block(ul, u, y)
+                u = u_block(u, None, y, scaled[s])
+                ul = ul_block(ul, u, y, scaled[s])
                 kept.append((u, ul))
         for s, level in enumerate(self.up):
             if s:
                 size = kept[-1][0].shape[-2:]
                 u, ul = self.grow[s - 1][0](u, size), self.grow[s - 1][1](ul, size)
+            m = scaled[len(self.up) - 1 - s]
             for u_block, ul_block in level:
                 k_u, k_ul = kept.pop()
-                u = u_block(u, k_u, y)
-                ul = ul_block(ul, torch.cat([u, k_ul], dim=1), y)
+                u = u_block(u, k_u, y, m)
+                ul = ul_block(ul, torch.cat([u, k_ul], dim=1), y, m)
         return self.out(F.elu(ul))
 
 

@@ -2,10 +2,12 @@
 
 Encoder: [Conv 3x3 stride 2 -> ReLU] per entry of `channels` -> Linear -> (mu, log variance).
 Decoder: Linear -> [ConvTranspose 4x4 stride 2 -> ReLU] mirrored -> per-pixel likelihood.
-With `model.decoder=pixelcnn` the deconvolutions produce feature maps instead, and a small gated
-PixelCNN over the image, conditioned at every pixel on those maps, gives p(x|z) = prod_i
+With `model.decoder=pixelcnn` the deconvolutions produce feature maps instead, and a PixelCNN
+over the image, conditioned at every pixel on those maps, gives p(x|z) = prod_i
 p(x_i | x_<i, z) (the PixelVAE of Gulrajani et al. 2017, with one latent level): the latent
-keeps the global structure, the PixelCNN the local detail the factorized decoder blurs.
+keeps the global structure, the PixelCNN the local detail the factorized decoder blurs. The
+PixelCNN is a few gated layers (`model.pixel_arch=gated`) or PixelCNN++'s multi-resolution
+network (`pp`, genlab.models.pixelcnn's PPNet, its blocks reading the maps at each resolution).
 
 Likelihoods (`auto`, the default, picks bernoulli for nearly binary data, else gaussian):
 - `bernoulli`: pixels are binarized (dynamically, a fresh Bernoulli draw per pass, the standard
@@ -37,7 +39,8 @@ from genlab.data import DataInfo
 from genlab.distributions import auto_pixel_model, binarize, discretized_gaussian_log_prob
 from genlab.errors import UsageError
 from genlab.models.base import GenerativeModel
-from genlab.models.pixelcnn import GatedLayer
+from genlab.models.pixelcnn import Config as PixelConfig
+from genlab.models.pixelcnn import GatedLayer, PPNet
 
 
 @dataclass
@@ -72,10 +75,15 @@ class Config:
     """p(x|z): `deconv`, independent pixels from the transposed convolutions; `pixelcnn`, a
     gated PixelCNN over the image conditioned on their feature maps (bernoulli likelihood;
     sampling then draws the pixels one by one)."""
+    pixel_arch: Literal["gated", "pp"] = "gated"
+    """pixelcnn decoder: `gated`, `pixel_layers` gated layers at full resolution; `pp`,
+    PixelCNN++'s network at 3 resolutions with `pixel_resnets` residual blocks each way."""
     pixel_layers: int = 3
-    """pixelcnn decoder: gated layers (the first one masked type A, 7x7; then 3x3)."""
+    """pixelcnn decoder, gated: gated layers (the first one masked type A, 7x7; then 3x3)."""
+    pixel_resnets: int = 2
+    """pixelcnn decoder, pp: gated residual blocks per resolution, down and again up."""
     pixel_channels: int = 32
-    """pixelcnn decoder: channels of each gated layer."""
+    """pixelcnn decoder: channels of each gated layer (pp: of each residual block)."""
     pixel_features: int = 16
     """pixelcnn decoder: feature maps the deconvolutions produce from z for the PixelCNN."""
 
@@ -91,10 +99,11 @@ class Config:
             raise UsageError(f"model.iw_samples must be at least 1; got {self.iw_samples}")
         if self.train_samples < 1:
             raise UsageError(f"model.train_samples must be at least 1; got {self.train_samples}")
-        if min(self.pixel_layers, self.pixel_channels, self.pixel_features) < 1:
+        pixel = (self.pixel_layers, self.pixel_resnets, self.pixel_channels, self.pixel_features)
+        if min(pixel) < 1:
             raise UsageError(
-                "model.pixel_layers, model.pixel_channels and model.pixel_features must be "
-                f"positive; got {self.pixel_layers}, {self.pixel_channels}, {self.pixel_features}"
+                "model.pixel_layers, model.pixel_resnets, model.pixel_channels and "
+                f"model.pixel_features must be positive; got {', '.join(map(str, pixel))}"
             )
         if self.free_bits < 0:
             raise UsageError(f"model.free_bits must be 0 or more; got {self.free_bits}")
@@ -153,12 +162,28 @@ class PixelDecoder(nn.Module):
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, c, 1))
 
     def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """x (B, C, R, W): the image's first R rows; features: the whole image's (B, F, H, W)."""
+        features = features[..., : x.shape[-2], : x.shape[-1]]
         v = h = x * 2 - 1
         for layer, to_cond in zip(self.layers, self.cond, strict=True):
             cond = tuple(to_cond(features).chunk(2, dim=1))
             v, to_h = layer.vertical(v, cond)
             h = layer.horizontal(h, to_h, cond)
         return self.head(h)
+
+
+class PPDecoder(nn.Module):
+    """Logits of p(x_i | x_<i, z) (B, C, H, W) from PixelCNN++'s network (PPNet), each residual
+    block's gate biased by a 1x1 map of the decoder's features of z at its resolution."""
+
+    def __init__(self, c: int, features: int, channels: int, resnets: int) -> None:
+        super().__init__()
+        cfg = PixelConfig(arch="pp", channels=channels, resnets=resnets)
+        self.net = PPNet(c, cfg, classes=0, out=c, features=features)
+
+    def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """x (B, C, R, W): the image's first R rows; features: the whole image's (B, F, H, W)."""
+        return self.net(x, None, features)
 
 
 class VAE(GenerativeModel):
@@ -194,7 +219,11 @@ class VAE(GenerativeModel):
                     "model.decoder=pixelcnn models binarized pixels: set "
                     "model.likelihood=bernoulli (or use model.decoder=deconv)"
                 )
-            self.pixel = PixelDecoder(c, cfg.pixel_features, cfg.pixel_channels, cfg.pixel_layers)
+            self.pixel = (
+                PixelDecoder(c, cfg.pixel_features, cfg.pixel_channels, cfg.pixel_layers)
+                if cfg.pixel_arch == "gated"
+                else PPDecoder(c, cfg.pixel_features, cfg.pixel_channels, cfg.pixel_resnets)
+            )
             self.out_channels = cfg.pixel_features
         self.one_pass_decode = self.pixel is None  # pixel by pixel: not exportable
         enc: list[nn.Module] = []
@@ -355,7 +384,7 @@ class VAE(GenerativeModel):
         x = torch.zeros((b, self.info.shape[0], height, width), device=maps.device)
         for i in range(height):
             for j in range(width):
-                logits = self.pixel(x[:, :, : i + 1], maps[:, :, : i + 1])[:, :, i, j]
+                logits = self.pixel(x[:, :, : i + 1], maps)[:, :, i, j]
                 u = torch.rand(logits.shape, generator=generator, device=maps.device)
                 x[:, :, i, j] = (u < torch.sigmoid(logits.float())).to(x.dtype)
         return x
