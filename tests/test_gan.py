@@ -404,6 +404,24 @@ def test_style_generator_trains_conditionally_and_both_networks_change(digits):
     assert model.eval().sample(3, class_label=2).shape == (3, 1, 8, 8)
 
 
+def test_the_mapping_network_learns_at_its_fraction_of_the_generator_rate(digits):
+    """Adam's first step moves each weight by about its learning rate: the mapping network's
+    by mapping_lr x g_lr, the synthesis layers' by g_lr."""
+    model = tiny_gan(digits, "model.generator=style", "model.mapping_lr=0.01")
+    (group, slow) = model.configure_optimizers(TrainConfig())["generator"].param_groups
+    assert slow["lr"] == pytest.approx(0.01 * group["lr"])
+    g0 = snapshot(model.generator)
+    model.train_step(digits.batch("train", torch.arange(32)), helper(model), 0)
+    after = snapshot(model.generator)
+    moved = {k: float((after[k] - g0[k]).abs().max()) for k in g0}
+    assert moved["convs.1.weight"] == pytest.approx(model.cfg.g_lr, rel=0.05)
+    assert moved["mapping.0.weight"] == pytest.approx(0.01 * model.cfg.g_lr, rel=0.05)
+    dcgan = tiny_gan(digits, "model.mapping_lr=0.01")  # no mapping network: one group
+    assert len(dcgan.configure_optimizers(TrainConfig())["generator"].param_groups) == 1
+    with pytest.raises(UsageError, match="model.mapping_lr"):
+        tiny_gan(digits, "model.generator=style", "model.mapping_lr=0")
+
+
 CONTRACT = ["steps_on_a_fixed_batch_lower_the_loss", "save_and_load_give_identical_outputs"]
 CONTRACT += ["samples_or_predictions_have_the_right_shape", "resume_equals_uninterrupted"]
 

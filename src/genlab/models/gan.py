@@ -67,6 +67,9 @@ class Config:
     sampling (`genlab sample RUN --style-mix F`)."""
     mapping_layers: int = 2
     """style: fully connected layers of the mapping network z -> w (StyleGAN uses 8)."""
+    mapping_lr: float = 1.0
+    """style: the mapping network's learning rate as a fraction of g_lr (StyleGAN: 0.01, so
+    that w drifts slowly while the synthesis layers learn to use it)."""
     conditional: bool = False
     """Class-conditional generation (needs labelled data): `genlab sample RUN --class K`."""
     loss: Literal["nonsaturating", "hinge", "wgan-gp"] = "nonsaturating"
@@ -109,6 +112,8 @@ class Config:
             )
         if self.mapping_layers < 1:
             raise UsageError(f"model.mapping_layers must be at least 1; got {self.mapping_layers}")
+        if not 0 < self.mapping_lr <= 1:
+            raise UsageError(f"model.mapping_lr takes a fraction in (0, 1]; got {self.mapping_lr}")
         for name in ("g_lr", "d_lr"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"model.{name} must be greater than 0; got {getattr(self, name)}")
@@ -426,11 +431,20 @@ class GAN(GenerativeModel):
         }
 
     def configure_optimizers(self, train_cfg: Any) -> dict[str, torch.optim.Optimizer]:
-        """One Adam per player, with the model's own learning rates and betas."""
+        """One Adam per player, with the model's own learning rates and betas (the style
+        generator's mapping network at mapping_lr x g_lr)."""
         c = self.cfg
+        mapping = getattr(self.generator, "mapping", None)
+        split = mapping is not None and c.mapping_lr < 1  # one group otherwise, as before
+        slow = {id(p) for p in mapping.parameters()} if split else set()
+        groups = [
+            {"params": [p for p in self.generator.parameters() if id(p) not in slow]},
+            {"params": [p for p in self.generator.parameters() if id(p) in slow],
+             "lr": c.g_lr * c.mapping_lr},
+        ]  # fmt: skip
         return {
             "generator": torch.optim.Adam(
-                self.generator.parameters(), lr=c.g_lr, betas=tuple(c.g_betas)
+                [g for g in groups if g["params"]], lr=c.g_lr, betas=tuple(c.g_betas)
             ),
             "discriminator": torch.optim.Adam(
                 self.discriminator.parameters(), lr=c.d_lr, betas=tuple(c.d_betas)
