@@ -244,6 +244,9 @@ def test_the_default_recipe_is_ttur_r1_and_diffaug():
     assert cfg.d_lr > cfg.g_lr and cfg.r1_gamma > 0 and cfg.r1_every >= 1 and cfg.diffaug
     assert default_config("gan", "mnist").train.ema_decay > 0  # and the generator's EMA
     assert default_config("gan", "wgan").model.r1_gamma == 0  # its own penalty instead
+    full, small = default_config("gan", "mnist-full"), default_config("gan", "mnist")
+    assert not full.model.diffaug and (full.model.g_lr, full.model.d_lr) == (2e-4, 8e-4)
+    assert full.model.r1_gamma == small.model.r1_gamma and full.train == small.train
     with pytest.raises(UsageError, match="r1_every"):
         apply_overrides(default_config("gan"), ["model.r1_every=0"]).model.validate()
 

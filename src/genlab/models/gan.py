@@ -624,4 +624,13 @@ def wgan_preset(run):
     return run
 
 
-PRESETS = {"mnist": mnist_preset, "wgan": wgan_preset}
+def mnist_full_preset(run):
+    """All 60,000 MNIST digits (or other large sets): the mnist preset with DiffAugment off and
+    both learning rates doubled (FD 30.4, recall 0.94 in 30 CPU-minutes; docs/benchmarks.md)."""
+    run = mnist_preset(run)
+    run.model.diffaug = False  # it helps small data; on 60,000 images it slowed learning
+    run.model.g_lr, run.model.d_lr = 2e-4, 8e-4
+    return run
+
+
+PRESETS = {"mnist": mnist_preset, "mnist-full": mnist_full_preset, "wgan": wgan_preset}
