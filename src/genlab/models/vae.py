@@ -73,8 +73,8 @@ class Config:
     (the "free bits" of Kingma et al. 2016); 0 = off. Reported ELBOs and NLLs stay exact."""
     decoder: Literal["deconv", "pixelcnn"] = "deconv"
     """p(x|z): `deconv`, independent pixels from the transposed convolutions; `pixelcnn`, a
-    gated PixelCNN over the image conditioned on their feature maps (bernoulli likelihood;
-    sampling then draws the pixels one by one)."""
+    PixelCNN (`pixel_arch`) over the image conditioned on their feature maps (bernoulli
+    likelihood; sampling then draws the pixels one by one)."""
     pixel_arch: Literal["gated", "pp"] = "gated"
     """pixelcnn decoder: `gated`, `pixel_layers` gated layers at full resolution; `pp`,
     PixelCNN++'s network at 3 resolutions with `pixel_resnets` residual blocks each way."""
