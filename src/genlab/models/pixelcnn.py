@@ -372,7 +372,9 @@ class PPNet(nn.Module):
         ul = down_shift(self.ul_in_up(x)) + F.pad(self.ul_in_left(x), (1, 0))[..., :-1]
         scaled = [None] * len(self.down)  # the maps at each resolution (blocks crop the rows)
         if maps is not None:
-            scaled = [F.avg_pool2d(maps, 2**s, ceil_mode=True) for s in range(len(self.down))]
+            scaled = [maps] + [
+                F.avg_pool2d(maps, 2**s, ceil_mode=True) for s in range(1, len(self.down))
+            ]
         kept = []
         for s, level in enumerate(self.down):
             if s:

@@ -332,8 +332,8 @@ class VAE(GenerativeModel):
         mu, logvar = self.posterior(x)
         std = torch.exp(0.5 * logvar)
         b, d = mu.shape
-        # draws per decoder pass: about 4,096 images at a time, 512 through a PixelCNN decoder
-        # (PixelCNN++'s at 16 x 250 MNIST images took 9.2 GB)
+        # draws per decoder pass: about 4,096 images at a time, 512 through a PixelCNN decoder,
+        # whose activations are many times larger
         chunk = max(1, (4096 if self.pixel is None else 512) // b)
         log_w = []
         for start in range(0, k, chunk):
